@@ -1,0 +1,1 @@
+"""finegate stages: each a pure core plus a thin KFP component."""

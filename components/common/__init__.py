@@ -1,0 +1,1 @@
+"""What two or more stages need: config, storage, text, reports, errors."""

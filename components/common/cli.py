@@ -1,0 +1,32 @@
+"""Pieces every stage's CLI subcommand shares: the --config/--set options and the exit protocol."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from components.common.config import RunConfig, load_config
+from components.common.report import StageReport
+
+
+def add_config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML run config (see configs/); defaults apply where it is silent")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config value by its dotted path, e.g. --set split.seed=7 (repeatable)")
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    return load_config(args.config, args.overrides)
+
+
+def finish(report: StageReport | dict[str, Any]) -> int:
+    """Prints the report as JSON on stdout; exit 0 when the gate passed, 1 with its reasons on stderr when not."""
+    data = report.to_dict() if isinstance(report, StageReport) else report
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+    if data.get("passed", True):
+        return 0
+    for reason in data.get("reasons", []):
+        print(f"gate failed: {data.get('stage')}: {reason}", file=sys.stderr)
+    return 1

@@ -1,0 +1,356 @@
+"""The run configuration: one typed, validated object shared by the CLI, the pipeline and the tests.
+
+Loaded from a YAML file (see `configs/`), then dotted overrides (`--set split.seed=7`).
+Unknown keys are rejected with their full path, so a typo never silently falls back to a default.
+Thresholds of the gates live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from components.common.errors import ConfigError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RunSection(Section):
+    name: str = "finegate"
+    run_id: str | None = Field(None, description="Stable id of this run; a restarted run with the same id resumes.")
+    seed: int = 42
+
+
+class StorageSection(Section):
+    # Endpoint and credentials come from the standard AWS variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...);
+    # these fields only override them.
+    endpoint_url: str | None = None
+    region: str | None = None
+    verify_sha256: bool = True
+
+
+class ColumnMapping(Section):
+    """Maps a custom schema's columns onto the unified record."""
+
+    prompt: str
+    completion: str
+    id: str | None = None
+    category: str | None = None
+    group: str | None = None
+
+
+class DataSection(Section):
+    input: str = "data/sample/note_titles.jsonl"
+    format: Literal["auto", "jsonl", "csv", "parquet"] = "auto"
+    schema_: Literal["auto", "alpaca", "prompt_completion", "chat", "mapping"] = Field("auto", alias="schema")
+    column_mapping: ColumnMapping | None = None
+    # How an alpaca row becomes one prompt: instruction and input joined by this separator.
+    alpaca_join: str = "\n\n"
+    min_samples: int = Field(300, ge=1, description="Gate 0: fewer surviving rows than this fails the run.")
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _mapping_needs_columns(self) -> DataSection:
+        if self.schema_ == "mapping" and self.column_mapping is None:
+            raise ValueError("data.schema=mapping needs data.column_mapping (prompt and completion columns)")
+        return self
+
+
+class TagListRule(Section):
+    # A title is a tag list when it is several short segments joined by list separators.
+    min_segments: int = Field(3, ge=2)
+    max_segment_chars: int = Field(12, ge=1)
+    min_hashtags: int = Field(2, ge=1)
+
+
+class RepetitionRule(Section):
+    # The same character or phrase repeated back to back this many times is runaway repetition.
+    max_char_run: int = Field(4, ge=2)
+    max_phrase_repeats: int = Field(3, ge=2)
+    max_phrase_chars: int = Field(12, ge=1)
+
+
+class NearDuplicateRule(Section):
+    threshold: float = Field(0.8, gt=0, le=1, description="Estimated Jaccard similarity of character n-grams.")
+    ngram: int = Field(5, ge=1)
+    num_perm: int = Field(128, ge=16)
+
+
+class CleanSection(Section):
+    min_prompt_chars: int = 20
+    max_prompt_chars: int = 4000
+    min_completion_chars: int = 4
+    max_completion_chars: int = 60
+    placeholders: list[str] = ["null", "none", "nan", "n/a", "todo", "tbd", "untitled", "タイトル未定", "タイトル", "（タイトル）", "(タイトル)", "無題", "未定", "-", "…", "..."]
+    tag_list: TagListRule = TagListRule()
+    repetition: RepetitionRule = RepetitionRule()
+    near_duplicates: NearDuplicateRule = NearDuplicateRule()
+
+
+class SplitSection(Section):
+    # train/val/test shares. Also accepted: two values (train/val, no test: "80/20"), percentages
+    # ([70, 15, 15]) and the string form "70/15/15" (handy with --set). Stored as three fractions.
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    seed: int = 42
+    # Field of a kept row to stratify on; rows missing it form their own stratum.
+    stratify_by: str | None = "category"
+    # Field of a kept row whose equal values must land in one split (same article, author, thread).
+    group_by: str | None = "group"
+    # Rows that nearly or exactly duplicate each other (prompt or completion) are kept in one split, so a
+    # pair clean let through (e.g. a stricter threshold here) cannot leak; the leak check is then a safety net.
+    cluster_near_duplicates: bool = True
+    # Rule for the clustering and the leak check; None means the same rule as clean.near_duplicates.
+    near_duplicates: NearDuplicateRule | None = None
+    # Fewer rows than this in a split is an error: val loss on a handful of rows is noise (gate A),
+    # and a test score on a handful of rows says nothing (evaluate). Not applied to a split whose ratio is 0.
+    min_train: int = Field(100, ge=1)
+    min_val: int = Field(20, ge=1)
+    min_test: int = Field(20, ge=1)
+
+    @field_validator("ratios", mode="before")
+    @classmethod
+    def _ratio_shapes(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            parts = [p for p in v.replace(",", "/").replace(":", "/").split("/") if p.strip()]
+            try:
+                v = [float(p) for p in parts]
+            except ValueError:
+                raise ValueError(f"ratios as text look like '80/10/10' or '80/20', got '{v}'") from None
+        if isinstance(v, (list, tuple)):
+            if len(v) not in (2, 3):
+                raise ValueError(f"give 2 (train/val) or 3 (train/val/test) ratios, got {len(v)}: {list(v)}")
+            v = [float(x) for x in v] + [0.0] * (3 - len(v))
+            if abs(sum(v) - 100.0) < 1e-6:
+                v = [x / 100.0 for x in v]
+        return v
+
+    @field_validator("ratios")
+    @classmethod
+    def _accepted_ratios(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(r < 0 for r in v) or abs(sum(v) - 1.0) > 1e-6:
+            raise ValueError(f"train/val/test ratios must be non-negative and sum to 1 (or 100), got {list(v)}")
+        if v[0] <= 0 or v[1] <= 0:
+            raise ValueError("the standard needs a train and a validation split: train and val ratios must be > 0")
+        return v
+
+
+class LoraSection(Section):
+    rank: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    use_rslora: bool = True
+    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class PolicySection(Section):
+    """The standard's rules for a LoRA SFT run; checked before any compute."""
+
+    rank_range: tuple[int, int] = (16, 64)
+    alpha_multipliers: list[int] = [1, 2]
+    dropout_range: tuple[float, float] = (0.0, 0.1)
+    learning_rate_range: tuple[float, float] = (1e-4, 3e-4)
+    warmup_ratio_range: tuple[float, float] = (0.03, 0.10)
+    epochs_range: tuple[float, float] = (1, 3)
+    schedulers: list[str] = ["cosine", "linear", "constant_with_warmup"]
+    required_target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class OverfitSection(Section):
+    smoothing: Literal["ema", "moving_average"] = "ema"
+    ema_alpha: float = Field(0.3, gt=0, le=1)
+    window: int = Field(3, ge=1)
+    tail_fraction: float = Field(0.3, gt=0, lt=1, description="Share of the run judged as 'the last part'.")
+    min_val_rise: float = Field(0.05, ge=0, description="Relative rise of smoothed val loss from its minimum.")
+    min_gap_growth: float = Field(0.1, ge=0, description="Relative growth of the train/val gap over the tail.")
+    min_correlation: float = Field(0.0, ge=-1, le=1)
+    low_train_loss: float = 0.3
+    high_val_loss_ratio: float = Field(2.0, gt=1, description="val/train ratio counted as 'high' when train < low_train_loss.")
+    min_points: int = 4
+
+
+class TrainSection(Section):
+    base_model: str = ".cache/tiny-base"
+    trust_remote_code: bool = False
+    quantization: Literal["none", "4bit"] = "none"
+    lora: LoraSection = LoraSection()
+    learning_rate: float = 2e-4
+    lr_scheduler: str = "cosine"
+    warmup_ratio: float = 0.05
+    num_epochs: float = 2
+    max_steps: int = Field(-1, description="Caps training steps (tests, smoke runs); -1 means no cap.")
+    per_device_batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    max_seq_length: int = 512
+    packing: bool = False
+    padding_free: bool = True
+    eval_steps: int = 20
+    save_steps: int = 20
+    logging_steps: int = 5
+    early_stopping_patience: int = 3
+    early_stopping_threshold: float = 0.0
+    checkpoint_uri: str | None = Field(None, description="Local dir or s3:// prefix; checkpoints are mirrored here at every save.")
+    prompt_template: str = "### 指示\n{prompt}\n\n### タイトル\n"
+    policy: PolicySection = PolicySection()
+    policy_override_reason: str | None = None
+    overfit: OverfitSection = OverfitSection()
+
+
+class TinyBaseSection(Section):
+    vocab_size: int = 2000
+    hidden_size: int = 256
+    intermediate_size: int = 768
+    num_layers: int = 2
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    max_position_embeddings: int = 512
+    pretrain_steps: int = 300
+    learning_rate: float = 3e-3
+    batch_size: int = 16
+    seq_length: int = 128
+    seed: int = 0
+
+
+class DegenerateSection(Section):
+    max_output_chars: int = 60
+    prompt_copy_min_chars: int = 12
+    repetition: RepetitionRule = RepetitionRule()
+
+
+class HfCheckSection(Section):
+    max_new_tokens: int = 48
+    max_prompts: int = 64
+    do_sample: bool = False
+    temperature: float = 0.7
+    top_p: float = 0.9
+    degenerate: DegenerateSection = DegenerateSection()
+
+
+class GgufSection(Section):
+    quant_types: list[str] = ["Q4_K_M"]
+    n_prompts: int = 16
+    n_ctx: int = 512
+    n_threads: int | None = None
+    max_new_tokens: int = 32
+    converter_dir: str | None = Field(None, description="Folder holding convert_hf_to_gguf.py and gguf-py; default: the setup cache.")
+
+
+class JudgeSection(Section):
+    enabled: bool = False
+    url: str | None = None
+    model: str = "judge"
+    api_key_env: str = "FINEGATE_JUDGE_API_KEY"
+    rubric: str = (
+        "記事本文に対するタイトルとして、内容との一致・自然さ・魅力を1から5で採点し、"
+        '{"score": <1-5>, "reason": "..."} のJSONだけを返してください。'
+    )
+    max_retries: int = 3
+    timeout_s: float = 60
+    max_samples: int = 50
+
+
+class EvaluateSection(Section):
+    max_samples: int = 200
+    max_new_tokens: int = 48
+    human_eval_pairs: int = 50
+    judge: JudgeSection = JudgeSection()
+
+
+class GatesSection(Section):
+    """Every threshold a gate reads. An override needs a written reason, recorded with the model."""
+
+    max_contamination_rate: float = 0.0
+    max_val_loss: float = 2.5
+    fail_on_overfit: bool = True
+    max_degenerate_rate: float = 0.1
+    min_rouge_l: float = 0.2
+    min_greedy_agreement: float = 0.8
+    max_logit_diff: float = 1.0
+    min_same_top_token_rate: float = 0.85
+    max_mean_kld: float = 0.1
+    max_perplexity_ratio: float = 1.1
+    override_reason: str | None = None
+
+
+class RunConfig(Section):
+    run: RunSection = RunSection()
+    storage: StorageSection = StorageSection()
+    data: DataSection = DataSection()
+    clean: CleanSection = CleanSection()
+    split: SplitSection = SplitSection()
+    tiny_base: TinyBaseSection = TinyBaseSection()
+    train: TrainSection = TrainSection()
+    hf_check: HfCheckSection = HfCheckSection()
+    gguf: GgufSection = GgufSection()
+    evaluate: EvaluateSection = EvaluateSection()
+    gates: GatesSection = GatesSection()
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {dotted}: '{part}' is a value, not a section")
+        node = child
+    node[leaf] = value
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """`key.path=value`; the value is read as YAML so numbers, booleans and lists keep their type."""
+    if "=" not in item:
+        raise ConfigError(f"--set expects key=value, got '{item}'")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"--set expects key=value, got '{item}'")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"]) or "(root)"
+        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        lines.append(f"{source}: {path}: {msg}")
+    return "; ".join(lines)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    tree: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: invalid YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping of sections")
+        tree = loaded
+        source = str(p)
+    for item in overrides:
+        key, value = parse_override(item)
+        _set_dotted(tree, key, value)
+    if overrides:
+        source += " + --set"
+    try:
+        return RunConfig.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, source)) from None
+
+
+def dump_config(cfg: RunConfig) -> dict[str, Any]:
+    return cfg.model_dump(mode="json", by_alias=True)

@@ -1,0 +1,1 @@
+"""The finegate pipeline and its command-line entry point."""

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs llama-cpp-python into the venv and lays out llama.cpp's HF->GGUF converter.
+#
+# llama-cpp-python has no wheel on PyPI: it builds from its sdist (5-11 minutes on 2 cores), so the
+# built wheel is cached under $FINEGATE_CACHE and reused. The converter (convert_hf_to_gguf.py) and the
+# gguf-py it must import come from the same sdist, so converter and runtime always match.
+set -euo pipefail
+
+VERSION="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
+VENV="${1:-.venv}"
+DEST="${2:-.cache/llama.cpp}"
+CACHE="${FINEGATE_CACHE:-$HOME/.cache/finegate}/llama-cpp-python-$VERSION"
+SDIST="$CACHE/llama_cpp_python-$VERSION.tar.gz"
+
+mkdir -p "$CACHE/wheels"
+if [ ! -f "$SDIST" ]; then
+  echo "setup: downloading llama-cpp-python $VERSION sdist"
+  "$VENV/bin/pip" download -q --no-deps --no-binary :all: "llama-cpp-python==$VERSION" -d "$CACHE"
+fi
+
+wheel=$(ls "$CACHE"/wheels/llama_cpp_python-"$VERSION"-*.whl 2>/dev/null | head -n1 || true)
+if [ -z "$wheel" ]; then
+  echo "setup: building llama-cpp-python $VERSION from source (5-11 minutes on 2 cores; cached afterwards)"
+  # GGML_NATIVE=OFF: the cached wheel must run on any x86-64 machine it is copied to, not only this CPU.
+  CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF ${CMAKE_ARGS:-}" \
+  CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
+    "$VENV/bin/pip" wheel -q --no-deps -w "$CACHE/wheels" "$SDIST"
+  wheel=$(ls "$CACHE"/wheels/llama_cpp_python-"$VERSION"-*.whl | head -n1)
+fi
+"$VENV/bin/pip" install -q --no-deps "$wheel"
+# The server extra (OpenAI-compatible endpoint used by the LLM-as-judge tests).
+"$VENV/bin/pip" install -q "llama-cpp-python[server]==$VERSION" --no-index --find-links "$CACHE/wheels" 2>/dev/null \
+  || "$VENV/bin/pip" install -q "uvicorn>=0.22" "fastapi>=0.100" "sse-starlette>=1.6.1" "starlette-context>=0.3.6,<0.4" "pydantic-settings>=2.0.1"
+
+if [ ! -f "$DEST/convert_hf_to_gguf.py" ]; then
+  echo "setup: extracting llama.cpp converter to $DEST"
+  rm -rf "$DEST.tmp" && mkdir -p "$DEST.tmp"
+  tar -xzf "$SDIST" -C "$DEST.tmp" --strip-components=3 \
+    "llama_cpp_python-$VERSION/vendor/llama.cpp/convert_hf_to_gguf.py" \
+    "llama_cpp_python-$VERSION/vendor/llama.cpp/gguf-py"
+  rm -rf "$DEST" && mv "$DEST.tmp" "$DEST"
+fi
