@@ -1,0 +1,230 @@
+"""The split stage: kept.jsonl -> train.jsonl, val.jsonl, test.jsonl and a report with a leak check.
+
+    run_split("runs/demo/clean/kept.jsonl", "runs/demo/split", cfg)
+
+- ratios from `split.ratios` (80/10/10 by default; any non-negative train/val/test shares summing to 1
+  are accepted, train and val > 0; "80/20" means train/val and no test: test.jsonl is written empty);
+- deterministic for `split.seed`;
+- stratified by `split.stratify_by` (category) when rows carry it;
+- grouped by `split.group_by`: rows sharing a value never straddle two splits; with
+  `split.cluster_near_duplicates` exact and near duplicates (prompt or completion) are grouped too;
+- nothing is removed: every kept row lands in exactly one split, with its `id` and `source_line`;
+- the leak check (exact + near duplicates across splits) fails the gate with the pairs as reasons;
+- a split smaller than `split.min_<name>` is an error that says how many rows there were and what to change.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from components.common import storage
+from components.common.config import RunConfig
+from components.common.errors import InputError, row_problem
+from components.common.report import StageReport, write_jsonl
+from components.split.assign import assign_units
+from components.split.leaks import describe, find_leaks
+from components.split.units import build_units
+
+STAGE = "split"
+SPLITS = ("train", "val", "test")
+REQUIRED_FIELDS = ("id", "source_line", "prompt", "completion")
+NO_STRATUM = "(none)"
+# Reasons list this many leak pairs one by one; report.json's leak_check.pairs holds all of them.
+_LEAKS_IN_REASONS = 20
+
+
+def read_kept(path: Path) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    first_line_of_id: dict[Any, int] = {}
+    with path.open(encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(row_problem(str(path), line_no, None, f"not valid JSON ({exc.msg})")) from None
+            if not isinstance(row, dict):
+                raise InputError(row_problem(str(path), line_no, None, "expected a JSON object (a kept record)"))
+            for name in REQUIRED_FIELDS:
+                if row.get(name) is None:
+                    raise InputError(row_problem(str(path), line_no, name,
+                                                 "missing; kept.jsonl rows need id, source_line, prompt, completion"))
+            for name in ("prompt", "completion"):
+                if not isinstance(row[name], str):
+                    raise InputError(row_problem(str(path), line_no, name, f"expected text, got {type(row[name]).__name__}"))
+            key = json.dumps(row["id"], ensure_ascii=False)
+            if key in first_line_of_id:
+                raise InputError(row_problem(str(path), line_no, "id", f"duplicate id {row['id']!r} (first on line "
+                                             f"{first_line_of_id[key]}); every row needs its own id to be traceable"))
+            first_line_of_id[key] = line_no
+            rows.append(row)
+    if not rows:
+        raise InputError(f"{path}: no rows to split")
+    return rows
+
+
+def _strata(rows: list[dict[str, Any]], field: str | None) -> tuple[list[str], bool]:
+    if not field or not any(r.get(field) not in (None, "") for r in rows):
+        return ["(all)"] * len(rows), False
+    return [NO_STRATUM if r.get(field) in (None, "") else str(r.get(field)) for r in rows], True
+
+
+def _too_small(name: str, got: int, n_rows: int, n_units: int, largest_unit: int, cfg: RunConfig,
+               planned: bool) -> str:
+    ratio = cfg.split.ratios[SPLITS.index(name)]
+    minimum = getattr(cfg.split, f"min_{name}")
+    verb = "would get" if planned else "got"
+    msg = (f"{name} {verb} {got} rows ({ratio:.0%} of {n_rows} kept rows), fewer than split.min_{name}={minimum}")
+    if not planned:
+        msg += (f"; the rows form {n_units} units that cannot be cut (shared split.group_by values"
+                f"{' and duplicate clusters' if cfg.split.cluster_near_duplicates else ''}), the largest holding"
+                f" {largest_unit} rows")
+    return msg + (f". Add data, lower split.min_{name}, or give {name} a larger share of split.ratios"
+                  f" (now {'/'.join(f'{r:g}' for r in cfg.split.ratios)})")
+
+
+def run_split(input_path: str | Path, output_dir: str | Path, cfg: RunConfig) -> StageReport:
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report = StageReport(STAGE)
+    with tempfile.TemporaryDirectory(prefix="finegate-split-") as cache:
+        local = storage.localize(input_path, cache, verify=cfg.storage.verify_sha256)
+        if local.is_dir():
+            local = local / "kept.jsonl"
+        rows = read_kept(local)
+    n = len(rows)
+    ratios = cfg.split.ratios
+    rule = cfg.split.near_duplicates or cfg.clean.near_duplicates
+    active = [name for name, r in zip(SPLITS, ratios, strict=True) if r > 0]
+    print(f"split: {n} rows from {input_path}, ratios {'/'.join(f'{r:g}' for r in ratios)}", file=sys.stderr)
+
+    for name in active:
+        planned = round(ratios[SPLITS.index(name)] * n)
+        if planned < getattr(cfg.split, f"min_{name}"):
+            raise _error(report, out, _too_small(name, planned, n, n, 1, cfg, planned=True))
+
+    strata, stratified = _strata(rows, cfg.split.stratify_by)
+    units = build_units(rows, cfg.split.group_by, cfg.split.cluster_near_duplicates, rule)
+    where_unit = assign_units(units.members, strata, ratios, cfg.split.seed)
+    owner = units.unit_of_rows(n)
+    split_of_row = [SPLITS[where_unit[owner[i]]] for i in range(n)]
+    by_split = {name: [row for row, s in zip(rows, split_of_row, strict=True) if s == name] for name in SPLITS}
+    largest_unit = max(len(m) for m in units.members)
+
+    for name in active:
+        if len(by_split[name]) < getattr(cfg.split, f"min_{name}"):
+            raise _error(report, out, _too_small(name, len(by_split[name]), n, len(units.members),
+                                                  largest_unit, cfg, planned=False))
+
+    digests = {}
+    for name in SPLITS:
+        write_jsonl(out / f"{name}.jsonl", by_split[name])
+        digests[f"{name}.jsonl"] = storage.sha256_file(out / f"{name}.jsonl")
+    print("split: " + ", ".join(f"{s} {len(by_split[s])}" for s in SPLITS) + "; checking for leaks", file=sys.stderr)
+
+    leaks = find_leaks({name: by_split[name] for name in active}, rule)
+    straddling = _straddling_groups(by_split, cfg.split.group_by)
+    _fill_report(report, rows, by_split, strata, stratified, units, straddling, leaks, rule, cfg)
+    report.details["outputs"] = digests
+    for leak in leaks[:_LEAKS_IN_REASONS]:
+        report.fail("leak: " + describe(leak))
+    if len(leaks) > _LEAKS_IN_REASONS:
+        report.fail(f"leak: {len(leaks) - _LEAKS_IN_REASONS} more pairs listed in report.json leak_check.pairs")
+    if leaks:
+        report.fail(f"{len(leaks)} duplicate pairs straddle splits (rule: {rule.ngram}-gram Jaccard >= {rule.threshold});"
+                    " keep split.cluster_near_duplicates on, or remove the pairs in clean")
+    for group, names in straddling.items():
+        report.fail(f"group {group!r} straddles {', '.join(names)}")
+    report.write(out)
+    return report
+
+
+def _error(report: StageReport, out: Path, message: str) -> InputError:
+    """The report records the error too, so a pipeline run shows it beside the other stages' reports."""
+    report.fail(message)
+    report.write(out)
+    return InputError(message)
+
+
+def _straddling_groups(by_split: dict[str, list[dict[str, Any]]], group_by: str | None) -> dict[str, list[str]]:
+    if not group_by:
+        return {}
+    seen: dict[str, set[str]] = {}
+    for name, rows in by_split.items():
+        for row in rows:
+            value = row.get(group_by)
+            if value not in (None, ""):
+                seen.setdefault(json.dumps(value, ensure_ascii=False, sort_keys=True), set()).add(name)
+    return {g: sorted(names, key=SPLITS.index) for g, names in seen.items() if len(names) > 1}
+
+
+def _fill_report(report: StageReport, rows, by_split, strata, stratified, units, straddling, leaks, rule,
+                 cfg: RunConfig) -> None:
+    n = len(rows)
+    ratios = dict(zip(SPLITS, cfg.split.ratios, strict=True))
+    totals = Counter(strata)
+    stratum_of = {id(r): s for r, s in zip(rows, strata, strict=True)}
+    group_by = cfg.split.group_by
+
+    splits: dict[str, Any] = {}
+    deviations: dict[str, dict[str, float]] = {}
+    worst = {"value": 0.0, "split": None, "category": None}
+    for name in SPLITS:
+        members = by_split[name]
+        counts = Counter(stratum_of[id(r)] for r in members)
+        groups = {json.dumps(r.get(group_by), ensure_ascii=False) for r in members
+                  if group_by and r.get(group_by) not in (None, "")}
+        splits[name] = {"rows": len(members), "target_ratio": ratios[name], "ratio": round(len(members) / n, 4),
+                        "categories": dict(sorted(counts.items())), "groups": len(groups)}
+        if ratios[name] == 0:
+            continue
+        deviations[name] = {}
+        for stratum, total in sorted(totals.items()):
+            dev = counts[stratum] / total - ratios[name]
+            deviations[name][stratum] = round(dev, 4)
+            if abs(dev) > abs(worst["value"]):
+                worst = {"value": round(dev, 4), "split": name, "category": stratum}
+
+    ratio_dev = max(abs(len(by_split[s]) / n - ratios[s]) for s in SPLITS)
+    report.metrics.update({
+        "rows": n,
+        **{f"{s}_rows": len(by_split[s]) for s in SPLITS},
+        **{f"{s}_ratio": splits[s]["ratio"] for s in SPLITS},
+        "max_ratio_deviation": round(ratio_dev, 4),
+        "max_category_deviation": round(abs(worst["value"]), 4),
+        "units": len(units.members),
+        "leak_pairs": len(leaks),
+        "straddling_groups": len(straddling),
+    })
+    sizes = sorted((len(m) for m in units.members), reverse=True)
+    report.details.update({
+        "ratios": {"target": ratios, "actual": {s: splits[s]["ratio"] for s in SPLITS}},
+        "test_split": "enabled" if ratios["test"] > 0 else "disabled (ratio 0): test.jsonl is empty; evaluate on val",
+        "splits": splits,
+        "stratification": {
+            "field": cfg.split.stratify_by, "applied": stratified,
+            "categories": dict(sorted(totals.items())),
+            # share of each category's rows that went to each split, minus the split's target ratio
+            "deviation": deviations,
+            "max_deviation": worst,
+        },
+        "grouping": {
+            "field": group_by,
+            "rows_with_group": sum(1 for r in rows if group_by and r.get(group_by) not in (None, "")),
+            "groups": sum(splits[s]["groups"] for s in SPLITS),
+            "cluster_near_duplicates": cfg.split.cluster_near_duplicates,
+            "units": len(units.members), "largest_unit": sizes[0], "units_with_several_rows": sum(1 for k in sizes if k > 1),
+            "links": units.links,
+            "straddling": straddling,
+        },
+        "leak_check": {
+            "passed": not leaks, "fields": ["prompt", "completion"], "rule": rule.model_dump(), "pairs": leaks,
+        },
+        "seed": cfg.split.seed,
+    })
