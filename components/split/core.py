@@ -79,14 +79,19 @@ def _too_small(name: str, got: int, n_rows: int, n_units: int, largest_unit: int
                planned: bool) -> str:
     ratio = cfg.split.ratios[SPLITS.index(name)]
     minimum = getattr(cfg.split, f"min_{name}")
-    verb = "would get" if planned else "got"
-    msg = (f"{name} {verb} {got} rows ({ratio:.0%} of {n_rows} kept rows), fewer than split.min_{name}={minimum}")
-    if not planned:
+    ratios = "/".join(f"{r:g}" for r in cfg.split.ratios)
+    msg = f"{name} {'would get' if planned else 'got'} {got} rows ({ratio:.0%} of {n_rows} kept rows), fewer than split.min_{name}={minimum}"
+    if planned:
+        fixes = ["add data", f"lower split.min_{name}", f"give {name} a larger share of split.ratios (now {ratios})"]
+    else:
         msg += (f"; the rows form {n_units} units that cannot be cut (shared split.group_by values"
                 f"{' and duplicate clusters' if cfg.split.cluster_near_duplicates else ''}), the largest holding"
                 f" {largest_unit} rows")
-    return msg + (f". Add data, lower split.min_{name}, or give {name} a larger share of split.ratios"
-                  f" (now {'/'.join(f'{r:g}' for r in cfg.split.ratios)})")
+        fixes = ["add rows outside the big units", "group by a finer field (split.group_by)",
+                 f"give {name} a larger share of split.ratios (now {ratios})"]
+        if minimum > 1:
+            fixes.insert(1, f"lower split.min_{name}")
+    return f"{msg}. Fix: {'; or '.join(fixes)}"
 
 
 def run_split(input_path: str | Path, output_dir: str | Path, cfg: RunConfig) -> StageReport:
