@@ -24,12 +24,13 @@ def _row_ref(split: str, row: Mapping[str, Any]) -> dict[str, Any]:
 def find_leaks(splits: Mapping[str, Sequence[Mapping[str, Any]]], rule: NearDuplicateRule) -> list[dict[str, Any]]:
     """Every pair of rows in different splits whose prompt or completion is an exact or near duplicate."""
     leaks: list[dict[str, Any]] = []
+    order = {name: k for k, name in enumerate(splits)}  # a pair reads in split order: train before val before test
     for field in TEXT_FIELDS:
         seen: set[tuple[tuple[str, int], tuple[str, int]]] = set()
 
         def record(a: tuple[str, int], b: tuple[str, int], kind: str, similarity: float,
                    field: str = field, seen: set = seen) -> None:
-            pair = (min(a, b), max(a, b))
+            pair = tuple(sorted((a, b), key=lambda p: (order[p[0]], p[1])))
             if pair in seen:
                 return
             seen.add(pair)
