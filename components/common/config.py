@@ -217,14 +217,45 @@ class TinyBaseSection(Section):
 
 
 class DegenerateSection(Section):
-    max_output_chars: int = 60
-    prompt_copy_min_chars: int = 12
+    """How hf_check (and check-outputs) tells a broken output from a real answer (components/common/degenerate.py)."""
+
+    # Longer than the longest title the clean stage keeps (clean.max_completion_chars): the model did not stop.
+    max_output_chars: int = Field(60, ge=1)
+    # Prompt copy: output characters inside runs of >= prompt_copy_ngram characters shared with the prompt
+    # (a phrase, not a shared word like ピアノ)...
+    prompt_copy_ngram: int = Field(8, ge=2)
+    # ...at least this many of them...
+    prompt_copy_min_chars: int = Field(12, ge=1)
+    # ...making up at least this share of the output (a title quoting one phrase of the body stays a title).
+    prompt_copy_min_coverage: float = Field(0.7, gt=0, le=1)
+    # Loops: a character run (max_char_run), a unit of up to max_phrase_chars characters said
+    # max_phrase_repeats times back to back; the same rule object the clean stage uses.
     repetition: RepetitionRule = RepetitionRule()
+    # Marks people do stretch for emphasis (すごーーい, !!!, www, ・・・) are allowed runs up to this length.
+    emphasis_chars: str = "ー~〜!?・…w"
+    max_emphasis_run: int = Field(6, ge=2)
+    # A phrase this long recurring max_phrase_repeats times anywhere (1. 朝活 2. 朝活 3. 朝活) is a loop;
+    # shorter ones recur in natural parallel titles (ちゃんと食べて、ちゃんと寝て、ちゃんと休む).
+    recurring_phrase_chars: int = Field(5, ge=2)
+    # A phrase this long said even twice is a repeated title, not emphasis (ちゃんと、ちゃんと is 4).
+    long_phrase_chars: int = Field(10, ge=2)
+    # Only this much of an output is scanned for loops: a runaway output is flagged long before that.
+    max_scan_chars: int = Field(2000, ge=100)
 
 
 class HfCheckSection(Section):
+    """Inference check of the merged HF model before any conversion (gate B reads its report)."""
+
+    splits: list[str] = ["val", "test"]
     max_new_tokens: int = 48
+    # Prompts taken from each split (the first ones, so runs compare like with like).
     max_prompts: int = 64
+    batch_size: int = 8
+    # Titles are one line: generation stops at EOS or at the first newline.
+    stop_at_newline: bool = True
+    # An output cut off by max_new_tokens (no EOS, no newline) is rambling: flagged over_length.
+    flag_unfinished: bool = True
+    # Greedy outputs are gated; with do_sample, one sampled output per prompt is also flagged and reported.
     do_sample: bool = False
     temperature: float = 0.7
     top_p: float = 0.9
@@ -267,8 +298,10 @@ class GatesSection(Section):
     max_contamination_rate: float = 0.0
     max_val_loss: float = 2.5
     fail_on_overfit: bool = True
+    # Gate B (hf_check): share of greedy outputs with any degenerate flag, and their overlap with references.
     max_degenerate_rate: float = 0.1
     min_rouge_l: float = 0.2
+    min_chrf: float = 0.1
     min_greedy_agreement: float = 0.8
     max_logit_diff: float = 1.0
     min_same_top_token_rate: float = 0.85
