@@ -229,11 +229,9 @@ class DegenerateSection(Section):
     # ...making up at least this share of the output (a title quoting one phrase of the body stays a title).
     prompt_copy_min_coverage: float = Field(0.7, gt=0, le=1)
     # Loops: a character run (max_char_run), a unit of up to max_phrase_chars characters said
-    # max_phrase_repeats times back to back; the same rule object the clean stage uses.
+    # max_phrase_repeats times back to back; the same rule (and detector) the clean stage applies to titles,
+    # here also across spaces (の の の の).
     repetition: RepetitionRule = RepetitionRule()
-    # Marks people do stretch for emphasis (すごーーい, !!!, www, ・・・) are allowed runs up to this length.
-    emphasis_chars: str = "ー~〜!?・…w"
-    max_emphasis_run: int = Field(6, ge=2)
     # A phrase this long recurring max_phrase_repeats times anywhere (1. 朝活 2. 朝活 3. 朝活) is a loop;
     # shorter ones recur in natural parallel titles (ちゃんと食べて、ちゃんと寝て、ちゃんと休む).
     recurring_phrase_chars: int = Field(5, ge=2)

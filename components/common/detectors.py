@@ -19,8 +19,8 @@ half-width forms (``｜`` / ``|``, ``＃`` / ``#``) behave the same; pass raw or
                                                       mid-sentence is not a title problem, so the clean
                                                       stage applies this one to completions only.
 
-Short aliases for other stages: ``tag_list``, ``url_or_html``, ``repetition``, ``placeholder``,
-``incomplete``. ``find_contamination(text, cfg.clean)`` runs them all in the clean stage's order and
+Aliases for other stages, same signature: ``tag_list``/``find_tag_list``, ``repetition``/``find_repetition``,
+``url_or_html``, ``placeholder``, ``incomplete`` (and ``find_`` forms of each). ``find_contamination(text, cfg.clean)`` runs them all in the clean stage's order and
 returns ``(rule_name, detail)`` for the first that fires, or ``None``.
 
 The tag-list detector tells a title's parts from tags with a morphological analyzer (fugashi + unidic-lite):
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "detect_tag_list", "detect_url_or_html", "detect_repetition", "detect_placeholder", "detect_incomplete",
     "tag_list", "url_or_html", "repetition", "placeholder", "incomplete",
+    "find_tag_list", "find_url_or_html", "find_repetition", "find_placeholder", "find_incomplete",
     "CONTAMINATION_RULES", "find_contamination",
 ]
 
@@ -321,8 +322,8 @@ def find_contamination(text: str, clean: CleanSection) -> tuple[str, str] | None
     return None
 
 
-tag_list = detect_tag_list
-url_or_html = detect_url_or_html
-repetition = detect_repetition
-placeholder = detect_placeholder
-incomplete = detect_incomplete
+tag_list = find_tag_list = detect_tag_list
+url_or_html = find_url_or_html = detect_url_or_html
+repetition = find_repetition = detect_repetition
+placeholder = find_placeholder = detect_placeholder
+incomplete = find_incomplete = detect_incomplete
