@@ -35,7 +35,7 @@ class StorageSection(Section):
 
 
 class ColumnMapping(Section):
-    """Maps a custom schema's columns onto the unified record."""
+    """Maps a custom schema's columns onto the unified record (data.schema=mapping, or auto with a mapping)."""
 
     prompt: str
     completion: str
@@ -49,8 +49,11 @@ class DataSection(Section):
     format: Literal["auto", "jsonl", "csv", "parquet"] = "auto"
     schema_: Literal["auto", "alpaca", "prompt_completion", "chat", "mapping"] = Field("auto", alias="schema")
     column_mapping: ColumnMapping | None = None
-    # How an alpaca row becomes one prompt: instruction and input joined by this separator.
+    # How an alpaca row becomes one prompt: instruction and input joined by this separator; chat rows join
+    # their system and user messages the same way.
     alpaca_join: str = "\n\n"
+    # CSV field delimiter; "auto" is a tab for .tsv files and a comma otherwise.
+    csv_delimiter: str = Field("auto", min_length=1)
     min_samples: int = Field(300, ge=1, description="Gate 0: fewer surviving rows than this fails the run.")
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
@@ -63,9 +66,12 @@ class DataSection(Section):
 
 
 class TagListRule(Section):
-    # A title is a tag list when it is several short segments joined by list separators.
+    # A title is a tag list when it is several short noun segments joined by list separators
+    # (自己紹介｜子育て｜ワーママ｜30代); one ｜ between a title and its subtitle is not a list.
     min_segments: int = Field(3, ge=2)
+    # Longer segments are phrases, not tags (Japanese tags are 2-8 characters; 12 leaves room for 【】 labels).
     max_segment_chars: int = Field(12, ge=1)
+    # Two hashtags already make a tag list; a lone hashtag only when nothing else is there.
     min_hashtags: int = Field(2, ge=1)
 
 
@@ -77,20 +83,40 @@ class RepetitionRule(Section):
 
 
 class NearDuplicateRule(Section):
+    # 5-character shingles and 0.8 estimated Jaccard: a re-posted article with a few edits or another title
+    # matches; two articles on the same topic do not. num_perm 128 keeps the estimate within about ±0.04.
     threshold: float = Field(0.8, gt=0, le=1, description="Estimated Jaccard similarity of character n-grams.")
     ngram: int = Field(5, ge=1)
     num_perm: int = Field(128, ge=16)
 
 
 class CleanSection(Section):
-    min_prompt_chars: int = 20
-    max_prompt_chars: int = 4000
-    min_completion_chars: int = 4
-    max_completion_chars: int = 60
-    placeholders: list[str] = ["null", "none", "nan", "n/a", "todo", "tbd", "untitled", "タイトル未定", "タイトル", "（タイトル）", "(タイトル)", "無題", "未定", "-", "…", "..."]
+    """The clean stage (components/clean): quality rules, then exact and near deduplication."""
+
+    # Length bounds on the normalized text. A note article body under 20 characters gives a model nothing
+    # to title; a title over 60 characters is a summary, not a title.
+    min_prompt_chars: int = Field(20, ge=0)
+    max_prompt_chars: int = Field(4000, ge=1)
+    min_completion_chars: int = Field(4, ge=0)
+    max_completion_chars: int = Field(60, ge=1)
+    # Whole-text placeholders (compared after NFKC, case folding and stripping quotes/brackets).
+    placeholders: list[str] = ["null", "none", "nan", "n/a", "undefined", "todo", "tbd", "untitled", "no title",
+                               "title", "test", "sample", "xxx", "タイトル未定", "タイトル", "（タイトル）", "(タイトル)",
+                               "仮タイトル", "仮題", "タイトルなし", "タイトルを入力", "無題", "未定", "なし", "テスト",
+                               "サンプル", "-", "…", "..."]
     tag_list: TagListRule = TagListRule()
     repetition: RepetitionRule = RepetitionRule()
     near_duplicates: NearDuplicateRule = NearDuplicateRule()
+    # The text two rows are compared on, for exact (after normalization) and near duplicates. With both, a
+    # re-posted article under a slightly different title is still a near duplicate (the body dominates).
+    dedup_on: Literal["prompt_completion", "prompt", "completion"] = "prompt_completion"
+    # Control characters (C0/C1, DEL; not tab or newline) inside a field mean a corrupted export: the row is
+    # rejected with its line and field ("reject"), or the characters are removed and the row kept ("strip").
+    control_chars: Literal["reject", "strip"] = "reject"
+    # report.json lists at most this many duplicate clusters (largest first); rejected.jsonl has every dropped row.
+    report_max_clusters: int = Field(1000, ge=0)
+    # A progress line on stderr every this many input rows (0: silent).
+    progress_every: int = Field(50000, ge=0)
 
 
 class SplitSection(Section):
