@@ -10,6 +10,8 @@ import pytest
 from components.common import storage
 from tests.fixtures.servers import moto_s3_server
 
+pytest_plugins = ["tests.fixtures.data"]
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample" / "note_titles.jsonl"
 
