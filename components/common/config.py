@@ -247,6 +247,8 @@ class DegenerateSection(Section):
 
     # Longer than the longest title the clean stage keeps (clean.max_completion_chars): the model did not stop.
     max_output_chars: int = Field(60, ge=1)
+    # Fewer letters and digits than this is no answer (の, w), even when it is not blank.
+    min_content_chars: int = Field(2, ge=1)
     # Prompt copy: output characters inside runs of >= prompt_copy_ngram characters shared with the prompt
     # (a phrase, not a shared word like ピアノ)...
     prompt_copy_ngram: int = Field(8, ge=2)
