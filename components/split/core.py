@@ -27,6 +27,7 @@ from components.common.config import RunConfig
 from components.common.errors import InputError, row_problem
 from components.common.report import StageReport, write_jsonl
 from components.split.assign import assign_units
+from components.split.chart import write_category_chart
 from components.split.leaks import describe, find_leaks
 from components.split.units import build_units
 
@@ -137,6 +138,7 @@ def run_split(input_path: str | Path, output_dir: str | Path, cfg: RunConfig) ->
     straddling = _straddling_groups(by_split, cfg.split.group_by)
     _fill_report(report, rows, by_split, strata, stratified, units, straddling, leaks, rule, cfg)
     report.details["outputs"] = digests
+    report.details["chart"] = write_category_chart(report.details, out).name
     for leak in leaks[:_LEAKS_IN_REASONS]:
         report.fail("leak: " + describe(leak))
     if len(leaks) > _LEAKS_IN_REASONS:

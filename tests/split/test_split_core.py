@@ -52,6 +52,8 @@ def test_sizes_match_ratios_within_one_row(kept_200, tmp_path):
     assert abs(got["train"] - 160) <= 1 and abs(got["val"] - 20) <= 1 and abs(got["test"] - 20) <= 1
     assert report.passed
     assert report.metrics["max_ratio_deviation"] <= 1 / 200
+    chart = tmp_path / "out" / report.details["chart"]
+    assert chart.read_bytes().startswith(b"\x89PNG")
 
 
 def test_every_row_lands_in_exactly_one_split_with_id_and_source_line(kept_200, tmp_path):
