@@ -27,16 +27,21 @@ if [ -z "$wheel" ]; then
     "$VENV/bin/pip" wheel -q --no-deps -w "$CACHE/wheels" "$SDIST"
   wheel=$(ls "$CACHE"/wheels/llama_cpp_python-"$VERSION"-*.whl | head -n1)
 fi
-"$VENV/bin/pip" install -q --no-deps "$wheel"
-# The server extra (OpenAI-compatible endpoint used by the LLM-as-judge tests).
-"$VENV/bin/pip" install -q "llama-cpp-python[server]==$VERSION" --no-index --find-links "$CACHE/wheels" 2>/dev/null \
-  || "$VENV/bin/pip" install -q "uvicorn>=0.22" "fastapi>=0.100" "sse-starlette>=1.6.1" "starlette-context>=0.3.6,<0.4" "pydantic-settings>=2.0.1"
+installed=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("llama_cpp_python"))' 2>/dev/null || true)
+if [ "$installed" != "$VERSION" ]; then
+  # The server extra (OpenAI-compatible endpoint used by the LLM-as-judge tests) comes with the wheel.
+  "$VENV/bin/pip" install -q "$wheel[server]"
+fi
 
-if [ ! -f "$DEST/convert_hf_to_gguf.py" ]; then
+# The converter is a script plus two packages beside it: conversion/ (one module per architecture) and
+# gguf-py (the GGUF writer it must use). A stamp names the version, so a new VERSION re-extracts.
+if [ "$(cat "$DEST/.version" 2>/dev/null || true)" != "$VERSION" ] || [ ! -f "$DEST/convert_hf_to_gguf.py" ]; then
   echo "setup: extracting llama.cpp converter to $DEST"
   rm -rf "$DEST.tmp" && mkdir -p "$DEST.tmp"
   tar -xzf "$SDIST" -C "$DEST.tmp" --strip-components=3 \
     "llama_cpp_python-$VERSION/vendor/llama.cpp/convert_hf_to_gguf.py" \
+    "llama_cpp_python-$VERSION/vendor/llama.cpp/conversion" \
     "llama_cpp_python-$VERSION/vendor/llama.cpp/gguf-py"
+  echo "$VERSION" > "$DEST.tmp/.version"
   rm -rf "$DEST" && mv "$DEST.tmp" "$DEST"
 fi
