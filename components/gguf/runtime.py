@@ -1,0 +1,41 @@
+"""The one way this stage opens a GGUF in llama.cpp: header checked first, closed and freed afterwards."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from components.common.config import GgufSection
+from components.gguf.header import check_header
+
+VERBOSE_ENV = "FINEGATE_LLAMA_VERBOSE"
+
+
+def quiet_llama_log() -> bool:
+    """llama.cpp logs every tensor it loads or quantizes; keep only its errors unless asked for more."""
+    verbose = os.environ.get(VERBOSE_ENV, "") not in ("", "0")
+    logging.getLogger("llama-cpp-python").setLevel(logging.DEBUG if verbose else logging.ERROR)
+    return verbose
+
+
+@contextmanager
+def open_gguf(path: str | Path, gguf: GgufSection) -> Iterator:
+    """A llama_cpp.Llama over `path` with logits for every position. The header is validated before
+    llama.cpp sees the file (MalformedGGUF otherwise); the model is closed and memory freed on exit."""
+    check_header(path, with_sha256=False)
+    from llama_cpp import Llama
+
+    verbose = quiet_llama_log()
+    llm = Llama(model_path=str(path), n_ctx=gguf.n_ctx, n_batch=gguf.n_ctx, n_ubatch=gguf.n_ctx,
+                n_threads=gguf.n_threads, n_gpu_layers=gguf.n_gpu_layers, logits_all=True, seed=gguf.seed,
+                verbose=verbose)
+    try:
+        yield llm
+    finally:
+        llm.close()
+        del llm
+        gc.collect()
