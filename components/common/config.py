@@ -188,16 +188,44 @@ class PolicySection(Section):
 
 
 class OverfitSection(Section):
-    smoothing: Literal["ema", "moving_average"] = "ema"
-    ema_alpha: float = Field(0.3, gt=0, le=1)
-    window: int = Field(3, ge=1)
-    tail_fraction: float = Field(0.3, gt=0, lt=1, description="Share of the run judged as 'the last part'.")
-    min_val_rise: float = Field(0.05, ge=0, description="Relative rise of smoothed val loss from its minimum.")
-    min_gap_growth: float = Field(0.1, ge=0, description="Relative growth of the train/val gap over the tail.")
-    min_correlation: float = Field(0.0, ge=-1, le=1)
-    low_train_loss: float = 0.3
-    high_val_loss_ratio: float = Field(2.0, gt=1, description="val/train ratio counted as 'high' when train < low_train_loss.")
-    min_points: int = 4
+    """How the train stage judges overfitting from its loss history (components/train/overfit.py)."""
+
+    # Centered moving average over this many evaluation points (odd; 1 turns it off). Centered, so the
+    # smoothed curve does not lag behind a rise at the end; shrunk on short histories so that a run with
+    # only 3-8 evaluations is judged on its raw points rather than flattened away.
+    smoothing_window: int = Field(5, ge=1)
+    # "The last part of training" for the gap and correlation signals: this share of the run's steps,
+    # never fewer than 3 evaluations.
+    tail_fraction: float = Field(0.3, gt=0, lt=1)
+    # Signal 1 (val rising while train falls): the smoothed val loss ends this far above its minimum,
+    # relative to that minimum (3% is visible on any plot; relative so a loss of 1.2 and of 5.0 are judged alike)...
+    min_val_rise: float = Field(0.03, ge=0)
+    # ...and by more than this many times the val loss's own eval-to-eval noise, so a noisy plateau is no rise...
+    noise_sigmas: float = Field(2.0, ge=0)
+    # ...while the smoothed train loss fell at least this much (relative) since that minimum.
+    min_train_drop: float = Field(0.01, ge=0)
+    # Early stopping needs `patience` evaluations past the minimum to notice it (train.early_stopping_patience),
+    # and the train stage restores the best checkpoint: a rise confined to that many evaluations at the end
+    # is the system working, not overfitting, and those evaluations are left out of the judgement...
+    grace_evals: int = Field(3, ge=0)
+    # ...unless the rise is this steep (relative to the minimum): then the run overfits even in that short window.
+    strong_val_rise: float = Field(0.10, ge=0)
+    # The rise starts after the last evaluation whose smoothed val loss is within this share of the minimum,
+    # so a flat stretch at the minimum is not counted as rising.
+    rise_onset_tolerance: float = Field(0.01, ge=0)
+    # Signal 2 (gap widening): over the tail, the smoothed val-minus-train gap grows by this share of the
+    # val loss (a share of the loss level, not of the gap, so a tiny gap doubling is not an alarm).
+    min_gap_growth: float = Field(0.15, ge=0)
+    # Signal 3 (the curves decouple, arXiv 2401.10359): Pearson correlation of the smoothed curves over the
+    # tail under this is "weak" (|r| < 0.3 is the usual reading of a weak correlation). Alone it fires on
+    # every plateau, so it only counts together with signal 2.
+    min_correlation: float = Field(0.3, ge=-1, le=1)
+    # Signal 4, the standard's memorization rule: train loss under this (absolute, as the standard states it)...
+    low_train_loss: float = Field(0.3, gt=0)
+    # ...while val loss stays at least this many times the train loss (and itself above low_train_loss).
+    high_val_loss_ratio: float = Field(2.0, gt=1)
+    # Fewer evaluations than this cannot show a curve's shape: the verdict is "ok" with a note saying so.
+    min_points: int = Field(3, ge=2)
 
 
 class TrainSection(Section):
