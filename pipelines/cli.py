@@ -21,6 +21,7 @@ from components.common.errors import FinegateError
 COMMAND_MODULES = [
     "components.clean.cli",
     "components.split.cli",
+    "components.train.overfit_cli",
     "pipelines.run_cli",
 ]
 

@@ -93,8 +93,9 @@ class LossCurves:
     epoch_at: list[tuple[float, float]]  # (x, epoch) pairs, to label epochs on a plot
 
 
-def load_log_history(trainer_state_path: str | Path) -> list[dict[str, Any]]:
-    """`log_history` of a trainer_state.json (or of the one inside a run or checkpoint folder)."""
+def load_trainer_state(trainer_state_path: str | Path) -> dict[str, Any]:
+    """A trainer_state.json (or the one inside a run or checkpoint folder); a bare log_history list is
+    accepted too, as {"log_history": [...]}."""
     path = Path(trainer_state_path)
     if path.is_dir():
         path = path / TRAINER_STATE_NAME
@@ -106,10 +107,24 @@ def load_log_history(trainer_state_path: str | Path) -> list[dict[str, Any]]:
         raise InputError(f"{path}: cannot read: {exc}") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
-    history = state.get("log_history") if isinstance(state, dict) else state
-    if not isinstance(history, list):
+    if isinstance(state, list):
+        state = {"log_history": state}
+    if not isinstance(state, dict) or not isinstance(state.get("log_history"), list):
         raise InputError(f"{path}: no 'log_history' list; is this a Hugging Face trainer_state.json?")
-    return [entry for entry in history if isinstance(entry, dict)]
+    state["log_history"] = [entry for entry in state["log_history"] if isinstance(entry, dict)]
+    return state
+
+
+def load_log_history(trainer_state_path: str | Path) -> list[dict[str, Any]]:
+    return load_trainer_state(trainer_state_path)["log_history"]
+
+
+def early_stop_step(state: dict[str, Any]) -> int | None:
+    """The step a run stopped at before its planned max_steps (early stopping), or None."""
+    global_step, max_steps = _number(state.get("global_step")), _number(state.get("max_steps"))
+    if global_step is not None and max_steps is not None and 0 < global_step < max_steps:
+        return int(global_step)
+    return None
 
 
 def _number(value: Any) -> float | None:
@@ -312,8 +327,8 @@ def detect_overfitting(log_history: list[dict[str, Any]], cfg: OverfitSection | 
     reasons = []
     if val_rising:
         reasons.append(
-            f"validation loss rose {rise_rel:.1%} from its minimum {val_min:.3f} at {c.x_label} {_x_value(x[low])} "
-            f"to {val[-1]:.3f} at {c.x_label} {_x_value(x[-1])} while training loss kept falling "
+            f"smoothed validation loss rose {rise_rel:.1%} from its minimum {val_min:.3f} ({c.x_label} {_x_value(x[low])}) "
+            f"to {val[-1]:.3f} ({c.x_label} {_x_value(x[-1])}) while training loss kept falling "
             f"({train[low]:.3f} -> {train[-1]:.3f}): the model memorizes the training set; train fewer epochs, "
             "lower the learning rate, or clean and enlarge the data")
     if low_train_high_val:
