@@ -1,25 +1,30 @@
 """Stratified assignment of whole units to train/val/test.
 
 The aim: every split's share of each stratum (category) and of all rows as close as possible to its
-target ratio, while a unit (see units.py) is never cut. The cost is the sum of squared deviations,
-measured as shares (count / stratum total, size / row total) so that small categories weigh as much as
-big ones. Units are placed greedily, largest first (a bin-packing habit: big pieces first, small ones
-fill the gaps), each where it lowers the cost against the targets *of the units placed so far*: measured
-against the final targets, every big unit would go to train (it has by far the largest deficit) and val
-and test would hold no grouped rows at all; measured against the running targets, units of every size
-are dealt out in proportion. Then single units are moved while a move lowers the final cost. The seed
-orders units of equal size and breaks ties, so the same seed gives the same split and another seed a
-different one.
+target ratio, while a unit (see units.py) is never cut. The cost is the sum of squared deviations from
+the targets, measured as shares (count / stratum total, size / row total) so that small categories weigh
+as much as big ones. Three passes:
+
+1. Units of several rows (groups, duplicate clusters), largest first, are dealt out in proportion: each
+   goes where the rows dealt so far stay closest to the ratios, among the splits it fits in without pushing
+   any of its categories past that split's target (rounded up). Placed by the cost alone, every such unit
+   would go to train, whose deficit is by far the largest, and val and test would never see a grouped row.
+2. Single rows fill what is left, each where it lowers the cost most.
+3. Units are moved one at a time while a move lowers the cost.
+
+The seed orders units of equal size and breaks ties, so the same seed gives the same split and another
+seed a different one.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from collections.abc import Sequence
 
-# Local search stops after this many full passes without having to converge; each pass only ever lowers
-# the cost, and in practice it settles in two or three.
+# Pass 3 stops after this many full passes without having to converge; each pass only ever lowers the
+# cost, and in practice it settles in two or three.
 _MAX_REFINE_PASSES = 20
 _EPS = 1e-12
 
@@ -32,19 +37,13 @@ class _Balance:
         self.active = [s for s, r in enumerate(ratios) if r > 0]
         self.counts = [Counter() for _ in ratios]
         self.sizes = [0] * len(ratios)
-        # Targets follow the rows seen so far; once every unit is placed they are the final targets.
-        self.seen = Counter()
-        self.seen_n = 0
-
-    def see(self, unit: Counter, size: int) -> None:
-        self.seen.update(unit)
-        self.seen_n += size
 
     def _term(self, s: int, stratum: str, count: int) -> float:
-        return ((count - self.ratios[s] * self.seen[stratum]) / self.totals[stratum]) ** 2
+        total = self.totals[stratum]
+        return ((count - self.ratios[s] * total) / total) ** 2
 
     def _size_term(self, s: int, size: int) -> float:
-        return ((size - self.ratios[s] * self.seen_n) / self.n) ** 2
+        return ((size - self.ratios[s] * self.n) / self.n) ** 2
 
     def delta(self, s: int, unit: Counter, size: int, sign: int = 1) -> float:
         """Change of the cost when `unit` is added to (sign=1) or removed from (sign=-1) split s."""
@@ -54,10 +53,20 @@ class _Balance:
             d += self._term(s, stratum, now + sign * k) - self._term(s, stratum, now)
         return d
 
+    def fits(self, s: int, unit: Counter, size: int) -> bool:
+        if self.sizes[s] + size > math.ceil(self.ratios[s] * self.n):
+            return False
+        return all(self.counts[s][c] + k <= math.ceil(self.ratios[s] * self.totals[c]) for c, k in unit.items())
+
     def put(self, s: int, unit: Counter, size: int, sign: int = 1) -> None:
         self.sizes[s] += sign * size
         for stratum, k in unit.items():
             self.counts[s][stratum] += sign * k
+
+
+def _cheapest(rng: random.Random, costs: list[tuple[float, int]]) -> int:
+    best = min(c for c, _ in costs)
+    return rng.choice([s for c, s in costs if c <= best + _EPS])
 
 
 def assign_units(units: Sequence[Sequence[int]], strata: Sequence[str], ratios: Sequence[float],
@@ -71,15 +80,25 @@ def assign_units(units: Sequence[Sequence[int]], strata: Sequence[str], ratios: 
     order = list(range(len(units)))
     rng.shuffle(order)
     order.sort(key=lambda u: -sizes[u])  # stable: equal sizes keep the seeded order
-
     where = [-1] * len(units)
-    for u in order:
-        balance.see(unit_strata[u], sizes[u])
-        costs = [(balance.delta(s, unit_strata[u], sizes[u]), s) for s in balance.active]
-        best = min(c for c, _ in costs)
-        choice = rng.choice([s for c, s in costs if c <= best + _EPS])
-        balance.put(choice, unit_strata[u], sizes[u])
-        where[u] = choice
+
+    dealt = [0] * len(ratios)
+    dealt_total = 0
+    for u in (u for u in order if sizes[u] > 1):
+        dealt_total += sizes[u]
+        fitting = [s for s in balance.active if balance.fits(s, unit_strata[u], sizes[u])]
+        if fitting:
+            costs = [((dealt[s] + sizes[u] - ratios[s] * dealt_total) ** 2
+                      - (dealt[s] - ratios[s] * dealt_total) ** 2, s) for s in fitting]
+        else:
+            costs = [(balance.delta(s, unit_strata[u], sizes[u]), s) for s in balance.active]
+        where[u] = _cheapest(rng, costs)
+        dealt[where[u]] += sizes[u]
+        balance.put(where[u], unit_strata[u], sizes[u])
+
+    for u in (u for u in order if sizes[u] == 1):
+        where[u] = _cheapest(rng, [(balance.delta(s, unit_strata[u], 1), s) for s in balance.active])
+        balance.put(where[u], unit_strata[u], 1)
 
     for _ in range(_MAX_REFINE_PASSES):
         moved = False

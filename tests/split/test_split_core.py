@@ -118,6 +118,9 @@ def test_stratified_and_grouped_together_keep_proportions_close(tmp_path):
     for members in by_split.values():
         groups.update({r["group"] for r in members if r.get("group")})
     assert all(k == 1 for k in groups.values())
+    # 60 groups dealt in proportion: about 6 each to val and test, not all to train
+    assert 4 <= report.details["splits"]["val"]["groups"] <= 8
+    assert 4 <= report.details["splits"]["test"]["groups"] <= 8
     worst = report.details["stratification"]["max_deviation"]
     assert worst["split"] in ("train", "val", "test") and abs(worst["value"]) == report.metrics["max_category_deviation"]
 
