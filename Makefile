@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 CONFIG ?= configs/demo.yaml
 RUN_DIR ?= runs/demo
 STAMP := $(VENV)/.finegate-setup
+TINY_BASE := .cache/tiny-base
 
 .PHONY: setup run test test-fast bench lint clean-runs
 
@@ -18,8 +19,12 @@ $(STAMP): pyproject.toml requirements/base.txt requirements/dev.txt scripts/setu
 	scripts/setup_llama_cpp.sh $(VENV) .cache/llama.cpp
 	touch $(STAMP)
 
-run: setup
+run: setup $(TINY_BASE)/config.json
 	$(BIN)/finegate run --config $(CONFIG) --output-dir $(RUN_DIR)
+
+# The demo's base model: no hub is reachable, so a tiny Llama is built from the sample data (about a minute).
+$(TINY_BASE)/config.json: data/sample/note_titles.jsonl | $(STAMP)
+	$(BIN)/finegate make-tiny-base --corpus data/sample/note_titles.jsonl --output $(TINY_BASE) --config $(CONFIG)
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -35,7 +35,35 @@ def _split(cfg: RunConfig, out: Path) -> StageReport:
     return run_split(out / "clean" / "kept.jsonl", out / "split", cfg)
 
 
-STEPS = [Step("clean", _clean), Step("split", _split)]
+def _train(cfg: RunConfig, out: Path) -> StageReport:
+    from components.train.core import run_train
+
+    return run_train(out / "split", cfg.train.base_model, out / "train", cfg)
+
+
+def _hf_check(cfg: RunConfig, out: Path) -> StageReport:
+    from components.hf_check.core import run_hf_check
+
+    return run_hf_check(out / "train" / "merged", out / "split", out / "hf_check", cfg)
+
+
+def _gguf(cfg: RunConfig, out: Path) -> StageReport:
+    from components.gguf.core import run_gguf
+
+    return run_gguf(out / "train" / "merged", out / "split", out / "gguf", cfg)
+
+
+def _evaluate(cfg: RunConfig, out: Path) -> StageReport:
+    from components.evaluate.core import run_evaluate
+
+    quant = cfg.gguf.quant_types[0].upper()
+    return run_evaluate(out / "gguf" / f"model-{quant}.gguf", out / "split", out / "evaluate", cfg,
+                        base_model=cfg.train.base_model, train_dir=out / "train", reports=out)
+
+
+STEPS = [Step("clean", _clean), Step("split", _split), Step("train", _train), Step("hf_check", _hf_check),
+         Step("gguf", _gguf), Step("evaluate", _evaluate)]
+STAGE_NAMES = [s.name for s in STEPS]
 
 
 def run_chain(cfg: RunConfig, output_dir: str | Path, stop_after: str | None = None) -> dict:

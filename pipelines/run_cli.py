@@ -14,7 +14,8 @@ def register(subparsers) -> None:
                               description=__doc__)
     add_config_args(p)
     p.add_argument("--output-dir", default="runs/local", help="where each stage writes <dir>/<stage>/ (default: runs/local)")
-    p.add_argument("--stop-after", help="stop after this stage (e.g. split)")
+    p.add_argument("--stop-after", choices=["clean", "split", "train", "hf_check", "gguf", "evaluate"],
+                   help="stop after this stage (e.g. split)")
     p.set_defaults(func=_run)
 
 
