@@ -22,7 +22,10 @@ COMMAND_MODULES = [
     "components.clean.cli",
     "components.split.cli",
     "components.train.overfit_cli",
+    "components.hf_check.cli",
+    "components.gguf.cli",
     "pipelines.run_cli",
+    "pipelines.compile_cli",
 ]
 
 
