@@ -55,7 +55,7 @@ def read_kept(path: Path) -> list[dict[str, Any]]:
             for name in REQUIRED_FIELDS:
                 if row.get(name) is None:
                     raise InputError(row_problem(str(path), line_no, name,
-                                                 "missing; kept.jsonl rows need id, source_line, prompt, completion"))
+                                                 "missing; kept.jsonl rows need id, source_line, prompt, completion (the output of finegate clean)"))
             for name in ("prompt", "completion"):
                 if not isinstance(row[name], str):
                     raise InputError(row_problem(str(path), line_no, name, f"expected text, got {type(row[name]).__name__}"))
