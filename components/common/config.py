@@ -220,6 +220,9 @@ class OverfitSection(Section):
     # Signal 2 (gap widening): over the tail, the smoothed val-minus-train gap grows by this share of the
     # val loss (a share of the loss level, not of the gap, so a tiny gap doubling is not an alarm).
     min_gap_growth: float = Field(0.15, ge=0)
+    # ...and by this many standard errors of the trends fitted through the logged losses: a gate that fails
+    # runs needs a rare false alarm, and at 2 sigma one noisy healthy run in ~40 shows a "widening" gap.
+    gap_noise_sigmas: float = Field(3.0, ge=0)
     # Signal 3 (the curves decouple, arXiv 2401.10359): Pearson correlation of the smoothed curves over the
     # tail under this is "weak" (|r| < 0.3 is the usual reading of a weak correlation). Alone it fires on
     # every plateau, so it only counts together with signal 2.

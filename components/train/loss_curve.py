@@ -117,7 +117,7 @@ def _epoch_axis(ax, epoch_at: list[tuple[float, float]]) -> None:
     The Trainer's epoch is linear in the step (step / steps per epoch), so a fitted line maps both ways."""
     if len(epoch_at) < 2:
         return
-    steps, epochs = (np.array(v, dtype=float) for v in zip(*epoch_at))
+    steps, epochs = (np.array(v, dtype=float) for v in zip(*epoch_at, strict=True))
     per_step, offset = np.polyfit(steps, epochs, 1)
     if not per_step > 0:
         return

@@ -12,16 +12,23 @@ The curves
     Then both series get the same centered moving average (`smooth`), which has no lag, so a rise at the
     end is not hidden; on short histories the window shrinks so 3-8 evaluations are judged raw.
 
-The signals (every threshold is relative to the loss level, so a 1.2 and a 5.0 loss are judged alike)
-    1. val_rising: the smoothed validation loss ends clearly above its minimum (min_val_rise, and
-       noise_sigmas times its own eval-to-eval noise) while the smoothed training loss kept falling.
+The signals (every threshold is relative to the loss level, so a 1.2 and a 5.0 loss are judged alike,
+and every trend must stand out of the curve's own noise, so a noisy run is not read as a trend)
+    1. val_rising: the smoothed validation loss ends clearly above its minimum (by min_val_rise of it, and
+       by noise_sigmas times the noise of that difference, estimated from the evaluations' second
+       differences) while training loss kept falling since that minimum (by min_train_drop, unless the
+       train log is too noisy to tell; a train loss that clearly rises too is instability, not overfitting).
     2. gap_widening: over the last part of training (tail_fraction of the steps, at least 3 evaluations)
-       the val-minus-train gap grows by min_gap_growth of the val loss while training loss falls.
+       the val-minus-train gap grows by min_gap_growth of the val loss while training loss falls; the
+       growth comes from least-squares trends through every logged value in the tail and must exceed
+       gap_noise_sigmas standard errors.
     3. weak_correlation: over that same tail the smoothed curves' Pearson correlation is under
        min_correlation (the train/validation correlation signal of arXiv 2401.10359): they stopped moving
-       together.
-    4. low_train_high_val: the standard's memorization rule, training loss under low_train_loss (0.3)
-       while validation loss stays high_val_loss_ratio times above it.
+       together. A val curve that does not move beyond its noise counts as r = 0: Pearson r ignores scale
+       and would otherwise find a perfect correlation in noise wiggles.
+    4. low_train_high_val: the standard's memorization rule, training loss under low_train_loss (0.3,
+       absolute as the standard states it) while validation loss stays high_val_loss_ratio times above it
+       and above low_train_loss itself.
 
 How they combine: overfit = 1 or 4 or (2 and 3)
     1 is the definition of overfitting (fitting the training set better while generalizing worse) and 4 is
@@ -308,7 +315,7 @@ def detect_overfitting(log_history: list[dict[str, Any]], cfg: OverfitSection | 
     val_moves = abs(val_change) > cfg.noise_sigmas * max(val_se, m["val_noise"])
     judged_tail = len(tail) >= 3
     gap_widening = (judged_tail and gap_growth_rel >= cfg.min_gap_growth and train_change < 0
-                    and gap_growth > cfg.noise_sigmas * math.hypot(train_se, val_se))
+                    and gap_growth > cfg.gap_noise_sigmas * math.hypot(train_se, val_se))
     weak_correlation = judged_tail and (tail_correlation if val_moves else 0.0) < cfg.min_correlation
     m.update(tail_start_step=_x_value(tx[0]), gap_at_tail_start=float(gap[tail[0]]),
              gap_growth_rel=gap_growth_rel, tail_correlation=tail_correlation, val_moves_in_tail=val_moves)
