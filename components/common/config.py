@@ -333,23 +333,64 @@ class GgufSection(Section):
 
 
 class JudgeSection(Section):
+    """Optional LLM-as-judge through any OpenAI-compatible chat endpoint (components/evaluate/judge.py)."""
+
     enabled: bool = False
+    # Base URL of the endpoint (".../v1"; "/chat/completions" is appended) or the full chat completions URL.
     url: str | None = None
     model: str = "judge"
+    # The API key is read from this environment variable (never from the config, which is logged with the run).
     api_key_env: str = "FINEGATE_JUDGE_API_KEY"
     rubric: str = (
         "記事本文に対するタイトルとして、内容との一致・自然さ・魅力を1から5で採点し、"
         '{"score": <1-5>, "reason": "..."} のJSONだけを返してください。'
     )
-    max_retries: int = 3
-    timeout_s: float = 60
-    max_samples: int = 50
+    user_template: str = "記事:\n{article}\n\nタイトル:\n{title}"
+    # Key of the score in the judge's JSON, and its scale; a score outside it counts as malformed.
+    score_key: str = "score"
+    min_score: float = 1
+    max_score: float = 5
+    # Sent verbatim as the request's response_format when set: {"type": "json_object", "schema": {...}} for
+    # llama.cpp, {"type": "json_schema", "json_schema": {...}} for OpenAI. Leave unset for endpoints without it.
+    response_format: dict[str, Any] | None = None
+    temperature: float = Field(0.0, ge=0)
+    max_tokens: int = Field(256, ge=1)
+    # Which systems' titles are judged ("finetuned", "base", "heuristic"), each on the first max_samples rows.
+    systems: list[Literal["finetuned", "base", "heuristic"]] = ["finetuned", "base"]
+    max_samples: int = Field(50, ge=1)
+    # Retries on timeouts, refused connections, 429 and 5xx, waiting backoff_s, then twice as long each time.
+    max_retries: int = Field(3, ge=0)
+    backoff_s: float = Field(1.0, ge=0)
+    timeout_s: float = Field(60, gt=0)
+    # The judge is advisory unless required: then an unreachable judge, or more unreadable replies than
+    # max_malformed_rate, fails the evaluate gate instead of being recorded as a warning.
+    required: bool = False
+    max_malformed_rate: float = Field(0.2, ge=0, le=1)
+    # The fine-tuned model's mean judge score under this fails the gate; None: reported, not gated.
+    min_mean_score: float | None = None
 
 
 class EvaluateSection(Section):
-    max_samples: int = 200
-    max_new_tokens: int = 48
-    human_eval_pairs: int = 50
+    """The evaluate stage: the quantized model and two baselines on test.jsonl (components/evaluate)."""
+
+    # test.jsonl rows scored (the first ones, in file order); a bigger test set is cut, never sampled.
+    max_samples: int = Field(200, ge=1)
+    max_new_tokens: int = Field(48, ge=1)
+    # Context of the llama.cpp runtime; an article longer than n_ctx - max_new_tokens tokens is cut from its end.
+    n_ctx: int = Field(2048, ge=64)
+    # The heuristic baseline's title length in characters: the article's first sentence cut to this.
+    # None: the median completion length of train.jsonl (the length the model learned), so the
+    # baseline is as long as a real title without peeking at the test references.
+    heuristic_title_chars: int | None = Field(None, ge=1)
+    # Gate: the fine-tuned model must beat each of these baselines on gate_metric by at least min_gain
+    # (absolute, on the metric's 0..1 scale). A fine-tuned model no better than its base is not worth shipping.
+    must_beat: list[Literal["base", "heuristic"]] = ["base", "heuristic"]
+    gate_metric: Literal["rouge_l", "bleu", "chrf"] = "rouge_l"
+    min_gain: float = 0.0
+    # Blind A/B pairs (base vs fine-tuned) written to human_eval.csv for raters; 0 writes none.
+    human_eval_pairs: int = Field(50, ge=0)
+    # Rows shown in report.html's sample table.
+    report_samples: int = Field(30, ge=0)
     judge: JudgeSection = JudgeSection()
 
 
