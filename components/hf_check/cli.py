@@ -1,0 +1,86 @@
+"""`finegate hf-check` (gate B) and `finegate check-outputs` (flag any model's outputs).
+
+    finegate hf-check --model runs/demo/train/merged --data runs/demo/split --output-dir runs/demo/hf_check
+    finegate check-outputs --input outputs.jsonl --output flagged.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from components.common.cli import add_config_args, config_from_args, finish
+from components.common.errors import InputError, row_problem
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("hf-check", help="generate with the merged HF model and apply gate B",
+                              description="Greedy generation for the val/test prompts with the merged model; "
+                                          "flags degenerate outputs, scores them, gate B. Exit 1 when it fails.")
+    p.add_argument("--model", required=True, help="merged model folder (train's merged/), local or s3://")
+    p.add_argument("--data", required=True, help="the split stage's output folder (val.jsonl, test.jsonl)")
+    p.add_argument("--output-dir", required=True, help="where samples.jsonl and report.json go")
+    add_config_args(p)
+    p.set_defaults(func=_hf_check)
+
+    c = subparsers.add_parser("check-outputs", help="flag degenerate outputs in a JSONL file",
+                              description="Reads rows with 'output' (and optionally 'prompt', 'reference'), "
+                                          "writes each row back with 'flags', prints the rate per flag as JSON "
+                                          "(and ROUGE-L/chrF/BLEU for rows with a 'reference').")
+    c.add_argument("--input", required=True, help="JSONL rows with an 'output' field")
+    c.add_argument("--output", required=True, help="JSONL to write the rows to, each with 'flags' added")
+    add_config_args(c)
+    c.set_defaults(func=_check_outputs)
+
+
+def _hf_check(args: argparse.Namespace) -> int:
+    from components.hf_check.core import run_hf_check
+
+    return finish(run_hf_check(args.model, args.data, args.output_dir, config_from_args(args)))
+
+
+def _read_rows(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(row_problem(str(path), line_no, None, f"not JSON ({exc.msg})")) from None
+            if not isinstance(row, dict) or "output" not in row:
+                raise InputError(row_problem(str(path), line_no, "output", "missing: each row needs an 'output'"))
+            if not isinstance(row["output"], str | None):
+                raise InputError(row_problem(str(path), line_no, "output", f"not text: {row['output']!r}"))
+            rows.append(row)
+    return rows
+
+
+def _check_outputs(args: argparse.Namespace) -> int:
+    from components.common.degenerate import inspect_output
+    from components.common.report import write_jsonl
+    from components.hf_check.core import degenerate_rates
+
+    cfg = config_from_args(args)
+    rows = _read_rows(Path(args.input))
+    for row in rows:
+        prompt = row.get("prompt") if isinstance(row.get("prompt"), str) else None
+        found = inspect_output(row["output"], prompt, cfg.hf_check.degenerate, cfg.clean)
+        row["flags"] = list(found)
+        row["flag_details"] = found
+    write_jsonl(args.output, rows)
+    rates = degenerate_rates(rows)
+    summary = {"rows": len(rows), "flagged": sum(bool(r["flags"]) for r in rows),
+               "any_flag_rate": rates.pop("any"), "rate_per_flag": rates, "output": str(args.output)}
+    scored = [r for r in rows if isinstance(r.get("reference"), str)]
+    if scored:
+        from components.common.jp_metrics import corpus_scores
+
+        summary["scores_vs_reference"] = {"rows": len(scored), **corpus_scores(
+            [r["output"] or "" for r in scored], [r["reference"] for r in scored])}
+    print(json.dumps(summary, ensure_ascii=False, indent=2))
+    return 0

@@ -1,0 +1,263 @@
+"""hf_check: generate with the merged Hugging Face model before any conversion, and judge what comes out.
+
+    run_hf_check(model_dir, data_dir, output_dir, cfg) -> StageReport
+
+1. Reads the first `hf_check.max_prompts` rows of each split in `hf_check.splits` (val, test) from
+   `data_dir` (the split stage's output; local or s3://) and loads `model_dir` (train's `merged/`).
+2. Generates one answer per prompt, greedily, formatting each prompt exactly as training did
+   (`format_prompt`: the tokenizer's chat template when it has one, else `train.prompt_template`); stops
+   at EOS or, with `hf_check.stop_at_newline`, at the first newline. With `hf_check.do_sample`, one
+   sampled answer per prompt too (temperature, top_p), flagged and reported, not gated.
+3. Flags every output (components/common/degenerate.py); an output cut off by max_new_tokens is also
+   `over_length` when `hf_check.flag_unfinished`. Scores outputs against the references (Japanese
+   ROUGE-L, chrF, BLEU: components/common/jp_metrics.py) and the perplexity of the references.
+4. Writes `samples.jsonl` (id, source_line, split, prompt, reference, output, flags, finished),
+   `degenerate_rates.png` and `report.json`.
+
+Gate B fails when the share of flagged greedy outputs exceeds `gates.max_degenerate_rate`, or ROUGE-L or
+chrF fall under `gates.min_rouge_l` / `gates.min_chrf`; each reason names the rates and shows an output.
+
+`metrics.quality_score` (the single number the pipeline reads) is the mean ROUGE-L over all greedy outputs
+with every flagged output scored 0: equal to (ROUGE-L of the unflagged outputs) x (1 - degenerate rate).
+A model that writes good titles half the time and 」」」」 otherwise scores half, not its good half's score.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from components.common import jp_metrics, storage
+from components.common.config import RunConfig
+from components.common.degenerate import FLAGS, inspect_output
+from components.common.errors import InputError
+from components.common.report import StageReport, read_jsonl, write_jsonl
+
+STAGE = "hf_check"
+SAMPLES = "samples.jsonl"
+RATES_PLOT = "degenerate_rates.png"
+
+
+def format_prompt(tokenizer, template: str) -> Callable[[str], str]:
+    """The text the model sees before its answer: the chat template when the tokenizer has one
+    (a user turn plus the generation prompt), else `template` with {prompt} filled in."""
+    if getattr(tokenizer, "chat_template", None):
+        def chat(prompt: str) -> str:
+            return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                                 add_generation_prompt=True)
+        return chat
+    return lambda prompt: template.format(prompt=prompt)
+
+
+def load_split_rows(data_dir: Path, splits: list[str], max_prompts: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for split in splits:
+        path = data_dir / f"{split}.jsonl"
+        if not path.is_file():
+            raise InputError(f"{path}: missing; hf_check reads the split stage's {', '.join(splits)} files "
+                             "(set hf_check.splits to change which)")
+        for line_no, row in enumerate(read_jsonl(path)[:max_prompts], start=1):
+            for field in ("prompt", "completion"):
+                if not isinstance(row.get(field), str):
+                    raise InputError(f"{path}:{line_no}: field '{field}': missing or not text")
+            rows.append({"id": row.get("id", f"{split}-{line_no}"), "source_line": row.get("source_line"),
+                         "split": split, "prompt": row["prompt"], "reference": row["completion"]})
+    return rows
+
+
+def load_model(model_dir: Path):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        model = AutoModelForCausalLM.from_pretrained(
+            str(model_dir), dtype=torch.bfloat16 if device == "cuda" else torch.float32)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{model_dir}: not a loadable Hugging Face model ({exc})") from None
+    return model.to(device).eval(), tokenizer
+
+
+def _newline_token_ids(tokenizer) -> list[int]:
+    ids = []
+    for token_id in range(len(tokenizer)):
+        if "\n" in tokenizer.decode([token_id]):
+            ids.append(token_id)
+    return ids
+
+
+def generate(model, tokenizer, prompts: list[str], cfg: RunConfig, sample: bool = False,
+             label: str = "greedy") -> list[tuple[str, bool]]:
+    """(answer, finished) per formatted prompt; finished is False when max_new_tokens cut it off."""
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    section = cfg.hf_check
+    stop_ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    if section.stop_at_newline:
+        stop_ids += _newline_token_ids(tokenizer)
+    stop = torch.tensor(sorted(set(stop_ids)), device=model.device, dtype=torch.long)
+
+    class StopAtToken(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):  # one verdict per row of the batch
+            return torch.isin(input_ids[:, -1], stop)
+
+    tokenizer.padding_side = "left"
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    options: dict[str, Any] = {"max_new_tokens": section.max_new_tokens, "pad_token_id": pad_id,
+                               "stopping_criteria": StoppingCriteriaList([StopAtToken()])}
+    if sample:
+        options.update(do_sample=True, temperature=section.temperature, top_p=section.top_p, top_k=0)
+        torch.manual_seed(cfg.run.seed)
+    else:
+        options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+
+    results: list[tuple[str, bool]] = []
+    with tqdm(total=len(prompts), desc=f"hf_check {label}", unit="prompt", file=sys.stderr) as bar:
+        for start in range(0, len(prompts), section.batch_size):
+            batch = prompts[start : start + section.batch_size]
+            if tokenizer.pad_token_id is None:
+                tokenizer.pad_token_id = pad_id
+            enc = tokenizer(batch, return_tensors="pt", padding=True).to(model.device)
+            with torch.no_grad():
+                out = model.generate(**enc, **options)
+            for row in out[:, enc["input_ids"].shape[1] :].tolist():
+                finished = any(t in stop_ids for t in row)
+                if finished:
+                    row = row[: next(i for i, t in enumerate(row) if t in stop_ids) + 1]
+                text = tokenizer.decode(row, skip_special_tokens=True)
+                results.append((text.split("\n", 1)[0] if section.stop_at_newline else text, finished))
+            bar.update(len(batch))
+    return results
+
+
+def _flag_rows(rows: list[dict[str, Any]], outputs: list[tuple[str, bool]], cfg: RunConfig,
+               prefix: str = "") -> None:
+    for row, (text, finished) in zip(rows, outputs, strict=True):
+        found = inspect_output(text, row["prompt"], cfg.hf_check.degenerate, cfg.clean)
+        if not finished and cfg.hf_check.flag_unfinished and "over_length" not in found:
+            found["over_length"] = f"no EOS within hf_check.max_new_tokens={cfg.hf_check.max_new_tokens}"
+        found = {flag: found[flag] for flag in FLAGS if flag in found}
+        row[f"{prefix}output"] = text
+        row[f"{prefix}finished"] = finished
+        row[f"{prefix}flags"] = list(found)
+        row[f"{prefix}flag_details"] = found
+
+
+def degenerate_rates(rows: list[dict[str, Any]], key: str = "flags") -> dict[str, float]:
+    """{"any": share of rows with any flag, <flag>: share with that flag} (0.0 for no rows)."""
+    n = len(rows)
+    rates = {"any": sum(bool(r[key]) for r in rows) / n if n else 0.0}
+    for flag in FLAGS:
+        rates[flag] = sum(flag in r[key] for r in rows) / n if n else 0.0
+    return rates
+
+
+def _scores(rows: list[dict[str, Any]]) -> dict[str, float]:
+    preds = [r["output"] for r in rows]
+    refs = [r["reference"] for r in rows]
+    per_pair = jp_metrics.rouge_l_per_pair(preds, refs)
+    for row, score in zip(rows, per_pair, strict=True):
+        row["rouge_l"] = round(score, 4)
+    n = len(rows)
+    clean = [s for s, r in zip(per_pair, rows, strict=True) if not r["flags"]]
+    return {
+        "rouge_l": sum(per_pair) / n if n else 0.0,
+        "rouge_l_unflagged": sum(clean) / len(clean) if clean else 0.0,
+        "chrf": jp_metrics.chrf(preds, refs),
+        "bleu": jp_metrics.bleu(preds, refs),
+        "quality_score": sum(clean) / n if n else 0.0,
+    }
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _example(rows: list[dict[str, Any]], flag: str | None = None) -> str:
+    for r in rows:
+        if (flag in r["flags"]) if flag else r["flags"]:
+            return f"e.g. {r['split']}/{r['id']}: {r['output'][:60]!r} ({r['flag_details'][flag or r['flags'][0]]})"
+    return ""
+
+
+def _gate_b(report: StageReport, rows: list[dict[str, Any]], cfg: RunConfig) -> None:
+    gates, m = cfg.gates, report.metrics
+    rate = m["degenerate_rate"]
+    if rate > gates.max_degenerate_rate:
+        by_flag = {f: m[f"degenerate_rate_{f}"] for f in FLAGS if m[f"degenerate_rate_{f}"] > 0}
+        worst = max(by_flag, key=by_flag.get)
+        parts = ", ".join(f"{f} {_pct(v)}" for f, v in sorted(by_flag.items(), key=lambda kv: -kv[1]))
+        report.fail(f"degenerate outputs {_pct(rate)} > gates.max_degenerate_rate {_pct(gates.max_degenerate_rate)} "
+                    f"({parts}); {_example(rows, worst)}")
+    if m["rouge_l"] < gates.min_rouge_l:
+        report.fail(f"ROUGE-L {m['rouge_l']:.3f} < gates.min_rouge_l {gates.min_rouge_l} "
+                    f"(Japanese word tokens, {len(rows)} outputs vs references)")
+    if m["chrf"] < gates.min_chrf:
+        report.fail(f"chrF {m['chrf']:.3f} < gates.min_chrf {gates.min_chrf}")
+
+
+def _plot_rates(rates: dict[str, float], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    names = ["any", *FLAGS]
+    ax.bar(names, [100 * rates[n] for n in names], color=["#444"] + ["#c44"] * len(FLAGS))
+    ax.set_ylabel("% of outputs")
+    ax.set_ylim(0, 100)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def run_hf_check(model_dir: str | Path, data_dir: str | Path, output_dir: str | Path, cfg: RunConfig) -> StageReport:
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="hf_check_inputs_") as cache:
+        data = storage.localize(str(data_dir), Path(cache) / "data")
+        rows = load_split_rows(data, cfg.hf_check.splits, cfg.hf_check.max_prompts)
+        if not rows:
+            raise InputError(f"{data_dir}: the {', '.join(cfg.hf_check.splits)} splits hold no rows to generate for")
+        model, tokenizer = load_model(storage.localize(str(model_dir), Path(cache) / "model"))
+
+    fmt = format_prompt(tokenizer, cfg.train.prompt_template)
+    formatted = [fmt(r["prompt"]) for r in rows]
+    _flag_rows(rows, generate(model, tokenizer, formatted, cfg), cfg)
+    if cfg.hf_check.do_sample:
+        _flag_rows(rows, generate(model, tokenizer, formatted, cfg, sample=True, label="sampled"), cfg, "sampled_")
+    print("hf_check: perplexity of the references", file=sys.stderr)
+    ppl = jp_metrics.completion_perplexity(model, tokenizer, [r["prompt"] for r in rows],
+                                           [r["reference"] for r in rows], format_prompt=fmt)
+
+    report = StageReport(STAGE)
+    rates = degenerate_rates(rows)
+    report.metrics.update({"samples": len(rows), "degenerate_rate": rates["any"],
+                           **{f"degenerate_rate_{f}": rates[f] for f in FLAGS},
+                           **_scores(rows), "perplexity": ppl["perplexity"], "mean_nll": ppl["mean_nll"],
+                           "reference_tokens": ppl["tokens"]})
+    if cfg.hf_check.do_sample:
+        sampled = degenerate_rates(rows, "sampled_flags")
+        report.metrics.update({"sampled_degenerate_rate": sampled["any"],
+                               **{f"sampled_degenerate_rate_{f}": sampled[f] for f in FLAGS}})
+    report.details["splits"] = {
+        split: {"samples": len(part), "degenerate_rate": degenerate_rates(part)["any"], **_scores(part)}
+        for split in cfg.hf_check.splits if (part := [r for r in rows if r["split"] == split])}
+    report.details["examples"] = {f: _example(rows, f) for f in FLAGS if any(f in r["flags"] for r in rows)}
+    report.details["thresholds"] = {"max_degenerate_rate": cfg.gates.max_degenerate_rate,
+                                    "min_rouge_l": cfg.gates.min_rouge_l, "min_chrf": cfg.gates.min_chrf}
+    report.details["artifacts"] = {"samples": SAMPLES, "degenerate_rates_plot": RATES_PLOT}
+    _gate_b(report, rows, cfg)
+
+    write_jsonl(out / SAMPLES, rows)
+    _plot_rates(rates, out / RATES_PLOT, f"hf_check: degenerate outputs ({len(rows)} greedy)")
+    report.write(out)
+    return report

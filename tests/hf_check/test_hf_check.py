@@ -1,0 +1,109 @@
+"""hf_check on real tiny models: gate B stops a model that answers 」」」」 before any conversion."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components.common.errors import InputError
+from components.common.report import read_jsonl, read_report
+from components.hf_check.core import run_hf_check
+from tests.hf_check.conftest import PAIRS
+
+
+@pytest.fixture(scope="module")
+def broken_run(broken_model_dir, title_splits, hf_cfg, tmp_path_factory):
+    out = tmp_path_factory.mktemp("hf_check_broken")
+    return run_hf_check(broken_model_dir, title_splits, out, hf_cfg), out
+
+
+@pytest.fixture(scope="module")
+def learned_run(learned_model_dir, title_splits, hf_cfg, tmp_path_factory):
+    out = tmp_path_factory.mktemp("hf_check_learned")
+    return run_hf_check(learned_model_dir, title_splits, out, hf_cfg), out
+
+
+def test_model_answering_brackets_fails_gate_b_with_rate_and_example(broken_run):
+    report, out = broken_run
+    assert not report.passed
+    assert report.metrics["degenerate_rate"] == 1.0
+    assert report.metrics["degenerate_rate_repetition"] == 1.0
+    reason = report.reasons[0]
+    assert "degenerate outputs 100.0% > gates.max_degenerate_rate 10.0%" in reason
+    assert "repetition 100.0%" in reason
+    assert "」」」」" in reason  # a sample output, so a person sees what the model says
+    assert read_report(out)["passed"] is False
+    samples = read_jsonl(out / "samples.jsonl")
+    assert all(s["output"].startswith("」」」」") and "repetition" in s["flags"] for s in samples)
+
+
+def test_model_that_learned_its_titles_passes_gate_b(learned_run):
+    report, out = learned_run
+    assert report.passed, report.reasons
+    m = report.metrics
+    assert m["samples"] == len(PAIRS)
+    assert m["degenerate_rate"] == 0.0
+    assert m["rouge_l"] == pytest.approx(1.0)
+    assert m["chrf"] == pytest.approx(1.0)
+    assert m["quality_score"] == pytest.approx(1.0)
+    assert (out / "degenerate_rates.png").stat().st_size > 1000
+
+
+def test_samples_hold_prompt_reference_output_and_flags(learned_run):
+    _, out = learned_run
+    samples = read_jsonl(out / "samples.jsonl")
+    assert [s["split"] for s in samples] == ["val"] * 3 + ["test"] * 3
+    first = samples[0]
+    assert {"id", "source_line", "split", "prompt", "reference", "output", "flags", "finished"} <= set(first)
+    assert (first["id"], first["source_line"], first["prompt"]) == ("r0", 1, PAIRS[0][0])
+    assert first["output"] == first["reference"] == PAIRS[0][1]
+    assert first["flags"] == [] and first["finished"] is True
+
+
+def test_references_are_likelier_under_the_learned_model(learned_run, broken_run):
+    learned, broken = learned_run[0].metrics, broken_run[0].metrics
+    assert learned["perplexity"] < 1.5 < broken["perplexity"]
+    ref_tokens = sum(len(t) + 1 for _, t in PAIRS)  # one token per character, plus EOS
+    assert learned["reference_tokens"] == ref_tokens
+
+
+def test_quality_score_counts_flagged_outputs_as_zero(broken_run):
+    report, out = broken_run
+    assert report.metrics["quality_score"] == 0.0
+    assert report.details["splits"]["val"]["degenerate_rate"] == 1.0
+
+
+def test_output_cut_off_by_token_limit_is_flagged_over_length(learned_model_dir, title_splits, hf_cfg, tmp_path):
+    cfg = hf_cfg.model_copy(deep=True)
+    cfg.hf_check.max_new_tokens = 3
+    report = run_hf_check(learned_model_dir, title_splits, tmp_path, cfg)
+    samples = read_jsonl(tmp_path / "samples.jsonl")
+    assert all(s["finished"] is False and s["flags"] == ["over_length"] for s in samples)
+    assert "no EOS within hf_check.max_new_tokens=3" in samples[0]["flag_details"]["over_length"]
+    assert not report.passed and "over_length 100.0%" in report.reasons[0]
+
+
+def test_sampling_adds_sampled_outputs_without_gating_them(broken_model_dir, title_splits, hf_cfg, tmp_path):
+    cfg = hf_cfg.model_copy(deep=True)
+    cfg.hf_check.do_sample = True
+    cfg.hf_check.splits = ["val"]
+    report = run_hf_check(broken_model_dir, title_splits, tmp_path, cfg)
+    samples = read_jsonl(tmp_path / "samples.jsonl")
+    assert len(samples) == 3
+    assert all("sampled_output" in s and isinstance(s["sampled_flags"], list) for s in samples)
+    assert 0.0 <= report.metrics["sampled_degenerate_rate"] <= 1.0
+
+
+def test_missing_split_file_names_the_file(learned_model_dir, tmp_path, hf_cfg):
+    (tmp_path / "val.jsonl").write_text(json.dumps({"id": "a", "prompt": "本文", "completion": "題"}) + "\n")
+    with pytest.raises(InputError, match=r"test\.jsonl: missing"):
+        run_hf_check(learned_model_dir, tmp_path, tmp_path / "out", hf_cfg)
+
+
+def test_row_without_completion_names_file_line_and_field(learned_model_dir, tmp_path, hf_cfg):
+    (tmp_path / "val.jsonl").write_text(json.dumps({"id": "a", "prompt": "本文"}) + "\n")
+    cfg = hf_cfg.model_copy(deep=True)
+    cfg.hf_check.splits = ["val"]
+    with pytest.raises(InputError, match=r"val\.jsonl:1: field 'completion'"):
+        run_hf_check(learned_model_dir, tmp_path, tmp_path / "out", cfg)
