@@ -324,11 +324,18 @@ class HfCheckSection(Section):
 
 
 class GgufSection(Section):
-    quant_types: list[str] = ["Q4_K_M"]
-    n_prompts: int = 16
-    n_ctx: int = 512
+    # The first type is the file shipped downstream; every listed type is written and gated against F16.
+    quant_types: list[str] = Field(["Q4_K_M"], min_length=1)
+    # Held-out records (val first, then test) compared across HF, F16 and each quantized file.
+    n_prompts: int = Field(16, ge=1)
+    n_ctx: int = Field(512, ge=64, description="llama.cpp context; longer held-out texts are cut to it.")
     n_threads: int | None = None
-    max_new_tokens: int = 32
+    # -1 offloads every layer when llama.cpp was built with a GPU backend; a CPU build ignores it.
+    n_gpu_layers: int = -1
+    max_new_tokens: int = Field(32, ge=1, description="Greedy tokens generated per prompt for the agreement checks.")
+    # The HF reference runs in float32 so gate C measures the conversion, not the reference's own rounding.
+    hf_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    hf_device: str = Field("auto", description="torch device of the HF reference; auto: cuda when available.")
     converter_dir: str | None = Field(None, description="Folder holding convert_hf_to_gguf.py and gguf-py; default: the setup cache.")
 
 
@@ -409,6 +416,10 @@ class GatesSection(Section):
     min_same_top_token_rate: float = 0.85
     max_mean_kld: float = 0.1
     max_perplexity_ratio: float = 1.1
+    # Gate C: |perplexity(F16) / perplexity(HF) - 1|; the same weights in F16 move perplexity well under 1%.
+    max_f16_perplexity_drift: float = Field(0.01, ge=0)
+    # Gate D: mean ROUGE-L (Japanese words) between the quantized and the F16 model's greedy outputs.
+    min_output_rouge_l: float = Field(0.5, ge=0, le=1)
     override_reason: str | None = None
 
 
