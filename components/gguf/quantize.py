@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from components.common.errors import ConfigError, InputError
+from components.gguf.runtime import quiet_llama_log
 
 FTYPE_PREFIX = "LLAMA_FTYPE_MOSTLY_"
 
@@ -33,6 +34,7 @@ def quantize(f16_path: str | Path, out_path: str | Path, quant_type: str, n_thre
     """Writes `out_path` quantized to `quant_type`; returns the wall time in seconds."""
     import llama_cpp
 
+    quiet_llama_log()
     f16_path, out_path = Path(f16_path), Path(out_path)
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = ftype_for(quant_type)

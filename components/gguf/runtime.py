@@ -23,15 +23,17 @@ def quiet_llama_log() -> bool:
 
 
 @contextmanager
-def open_gguf(path: str | Path, gguf: GgufSection) -> Iterator:
-    """A llama_cpp.Llama over `path` with logits for every position. The header is validated before
-    llama.cpp sees the file (MalformedGGUF otherwise); the model is closed and memory freed on exit."""
+def open_gguf(path: str | Path, gguf: GgufSection, n_ctx: int | None = None) -> Iterator:
+    """A llama_cpp.Llama over `path` with logits for every position (context `n_ctx`, default gguf.n_ctx).
+    The header is validated before llama.cpp sees the file (MalformedGGUF otherwise); the model is closed
+    and its memory freed on exit."""
     check_header(path, with_sha256=False)
     from llama_cpp import Llama
 
     verbose = quiet_llama_log()
-    llm = Llama(model_path=str(path), n_ctx=gguf.n_ctx, n_batch=gguf.n_ctx, n_ubatch=gguf.n_ctx,
-                n_threads=gguf.n_threads, n_gpu_layers=gguf.n_gpu_layers, logits_all=True, seed=gguf.seed,
+    n_ctx = n_ctx or gguf.n_ctx
+    llm = Llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx,
+                n_threads=gguf.n_threads, n_gpu_layers=gguf.n_gpu_layers, logits_all=True,
                 verbose=verbose)
     try:
         yield llm
