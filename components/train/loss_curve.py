@@ -46,14 +46,14 @@ def build_loss_figure(log_history: list[dict[str, Any]], verdict: OverfitVerdict
 
     if len(c.train_x):
         ax.plot(c.train_x, c.train_loss, color=TRAIN_COLOR, lw=0.8, alpha=0.35, label="train loss (logged)")
+    judged = (f"smoothed over {c.smoothing_window} evaluations" if c.smoothing_window > 1
+              else "at each evaluation (too few to smooth)")
     if len(c.eval_x):
         ax.plot(c.eval_x, c.val_loss, color=VAL_COLOR, lw=0.8, alpha=0.45, marker="o", ms=3,
                 label="validation loss (evaluated)")
         if np.isfinite(c.train_smooth).all():
-            ax.plot(c.eval_x, c.train_smooth, color=TRAIN_COLOR, lw=2.4,
-                    label=f"train loss, smoothed (window {c.smoothing_window})")
-        ax.plot(c.eval_x, c.val_smooth, color=VAL_COLOR, lw=2.4,
-                label=f"validation loss, smoothed (window {c.smoothing_window})")
+            ax.plot(c.eval_x, c.train_smooth, color=TRAIN_COLOR, lw=2.4, label=f"train loss, {judged}")
+        ax.plot(c.eval_x, c.val_smooth, color=VAL_COLOR, lw=2.4, label=f"validation loss, {judged}")
     if not len(c.train_x) and not len(c.eval_x):
         ax.text(0.5, 0.5, "no loss values in the log history", transform=ax.transAxes, ha="center", va="center")
 
@@ -72,7 +72,8 @@ def build_loss_figure(log_history: list[dict[str, Any]], verdict: OverfitVerdict
                    label=f"train loss {cfg.low_train_loss} (memorization floor)")
     _epoch_axis(ax, c.epoch_at)
 
-    fig.legend(loc="outside lower center", ncols=3, fontsize=8, frameon=False)
+    if ax.get_legend_handles_labels()[0]:
+        fig.legend(loc="outside lower center", ncols=3, fontsize=8, frameon=False)
     fig.suptitle(_title(verdict), color=VERDICT_COLORS[verdict.verdict], fontsize=14, fontweight="bold")
     ax.set_title(_subtitle(verdict, c.x_label), fontsize=9, color="#333333")
     return fig

@@ -364,3 +364,128 @@ def test_early_stop_step_is_where_a_run_stopped_before_its_planned_steps(tmp_pat
 
     assert early_stop_step(load_trainer_state(tmp_path)) == 140
     assert early_stop_step({"global_step": 400, "max_steps": 400}) is None
+
+
+# --- a real Trainer's trainer_state.json, and the CLI on it ------------------------------------------
+
+
+def train_regression(out_dir, n_features: int, n_train: int):
+    """A real transformers Trainer run on a linear regression (noise variance 1.0): with fewer rows than
+    features it memorizes its training set (train loss -> 0, val loss stuck high); with many rows it
+    learns the function (both losses -> 1.0)."""
+    import torch
+    from transformers import Trainer, TrainingArguments
+
+    class Regressor(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(n_features, 1)
+
+        def forward(self, x, labels=None):
+            prediction = self.linear(x).squeeze(-1)
+            return {"loss": torch.nn.functional.mse_loss(prediction, labels), "logits": prediction}
+
+    generator = torch.Generator().manual_seed(0)
+    weights = torch.randn(n_features, generator=generator) * 3 / n_features ** 0.5
+
+    def rows(n):
+        x = torch.randn(n, n_features, generator=generator)
+        y = x @ weights + torch.randn(n, generator=generator)
+        return [{"x": x[i], "labels": y[i]} for i in range(n)]
+
+    args = TrainingArguments(output_dir=str(out_dir), eval_strategy="steps", eval_steps=8, logging_steps=2,
+                             max_steps=160, per_device_train_batch_size=8, learning_rate=0.1 if n_train < n_features else 0.05,
+                             lr_scheduler_type="constant", optim="sgd", report_to="none", save_strategy="no",
+                             use_cpu=True, seed=0, disable_tqdm=True)
+    trainer = Trainer(model=Regressor(), args=args, train_dataset=rows(n_train), eval_dataset=rows(256))
+    trainer.train()
+    trainer.save_state()
+    return out_dir / "trainer_state.json"
+
+
+@pytest.fixture(scope="module")
+def real_states(tmp_path_factory):
+    root = tmp_path_factory.mktemp("trainer")
+    return {"memorizing": train_regression(root / "memorizing", n_features=64, n_train=32),
+            "healthy": train_regression(root / "healthy", n_features=16, n_train=1024)}
+
+
+@pytest.mark.slow
+def test_real_trainer_state_of_a_memorizing_run_is_overfit(real_states):
+    history = load_log_history(real_states["memorizing"])
+
+    verdict = detect_overfitting(history)
+
+    assert history[-1]["train_loss"] > 0  # the Trainer's summary entry is there and ignored
+    assert verdict.metrics["eval_points"] == 20 and verdict.metrics["train_points"] == 80
+    assert verdict.verdict == "overfit"
+    assert "low_train_high_val" in fired(verdict)
+
+
+@pytest.mark.slow
+def test_real_trainer_state_of_a_healthy_run_is_ok(real_states):
+    verdict = detect_overfitting(load_log_history(real_states["healthy"]))
+
+    assert verdict.verdict == "ok"
+    assert verdict.metrics["final_val_loss"] < 1.3  # near the noise floor of 1.0
+
+
+@pytest.fixture
+def state_files(tmp_path):
+    """trainer_state.json files as the train stage writes them: the failed v1 run and a healthy one."""
+    files = {}
+    for name, history in [("overfit", failed_v1_run()), ("healthy", run(decay(2.5, 1.2), decay(2.6, 1.45)))]:
+        files[name] = tmp_path / name / "trainer_state.json"
+        files[name].parent.mkdir()
+        files[name].write_text(json.dumps({"global_step": 240, "max_steps": 400, "log_history": history}))
+    return files
+
+
+def run_cli(*argv) -> int:
+    from pipelines.cli import main
+
+    return main(["check-overfit", *map(str, argv)])
+
+
+def test_cli_exits_1_with_reasons_for_an_overfit_run(state_files, capsys):
+    code = run_cli(state_files["overfit"])
+
+    out, err = capsys.readouterr()
+    assert code == 1
+    printed = json.loads(out)
+    assert printed["verdict"] == "overfit" and printed["metrics"]["signal_low_train_high_val"] is True
+    assert "memorization rule" in err
+
+
+def test_cli_exits_0_for_a_healthy_run_and_draws_the_plot(state_files, tmp_path, capsys):
+    png = tmp_path / "plots" / "loss_curve.png"
+
+    code = run_cli(state_files["healthy"].parent, "--plot", png)
+
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["verdict"] == "ok"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_thresholds_are_set_from_the_command_line(state_files, capsys):
+    code = run_cli(state_files["overfit"], "--set", "train.overfit.low_train_loss=0.001",
+                   "--set", "train.overfit.min_val_rise=0.9", "--set", "train.overfit.min_gap_growth=0.9")
+
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["metrics"]["signal_low_train_high_val"] is False
+
+
+def test_cli_exits_2_with_one_line_for_a_missing_file(tmp_path, capsys):
+    code = run_cli(tmp_path / "trainer_state.json")
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "no such file" in err
+
+
+def test_cli_exits_2_for_an_unreadable_file(tmp_path, capsys):
+    broken = tmp_path / "trainer_state.json"
+    broken.write_text("{not json")
+
+    assert run_cli(broken) == 2
+    assert "not valid JSON" in capsys.readouterr().err
