@@ -161,7 +161,7 @@ def _clean_rows(rows: Iterator[SourceRow], where: str, cfg: RunConfig, kept_f: T
         tally.parsed += 1
         prompt, completion = normalize(record.prompt), normalize(record.completion)
 
-        found = _content_problem(prompt, completion, cfg)
+        found = ("incomplete", record.null_field) if record.null_field else _content_problem(prompt, completion, cfg)
         if found:
             tally.contaminated_before += 1
             tally.contaminated_by_rule[found[0]] += 1

@@ -53,6 +53,8 @@ class Record:
     id: str | None
     category: str | None
     group: str | None
+    # A required field that is present but null ("output: null"): the row is incomplete, not malformed.
+    null_field: str | None = None
 
 
 class FieldProblem(Exception):
@@ -236,11 +238,12 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
-def check_text(value: Any, field: str, control_chars: str, required: bool = True) -> str:
-    """The field as a clean string, or FieldProblem naming what is wrong with it."""
+def check_text(value: Any, field: str, control_chars: str, nulls: list[str] | None = None) -> str:
+    """The field as a clean string, or FieldProblem naming what is wrong with it. A null is read as empty
+    and its field name appended to `nulls` (the clean stage calls that row incomplete)."""
     if value is None:
-        if required:
-            raise FieldProblem(field, "missing (null)")
+        if nulls is not None:
+            nulls.append(field)
         return ""
     if not isinstance(value, str):
         raise FieldProblem(field, f"expected a string, got {_type_name(value)}")
@@ -292,7 +295,7 @@ def _message_text(message: Any, where: str, control_chars: str) -> tuple[str, st
         if not texts or not all(isinstance(t, str) for t in texts):
             raise FieldProblem(f"{where}.content", "expected text parts")
         content = "".join(texts)
-    return role, check_text(content, f"{where}.content", control_chars)
+    return role, check_text(content, f"{where}.content", control_chars, [])
 
 
 def _from_messages(messages: Any, field: str, join: str, control_chars: str,
@@ -320,35 +323,45 @@ def _from_messages(messages: Any, field: str, join: str, control_chars: str,
 def to_record(row: dict[str, Any], schema: str, data: DataSection, control_chars: str) -> Record:
     """The unified fields of one raw row; FieldProblem names the field that stops it."""
     id_col, cat_col, group_col = "id", "category", "group"
+    nulls: list[str] = []
     if schema == "alpaca":
-        instruction = check_text(_require(row, "instruction"), "instruction", control_chars)
-        extra = check_text(row.get("input"), "input", control_chars, required=False)
+        instruction = check_text(_require(row, "instruction"), "instruction", control_chars, nulls)
+        if data.alpaca_input_required:
+            extra = check_text(_require(row, "input"), "input", control_chars, nulls)
+            if not extra.strip() and "input" not in nulls:
+                nulls.append("input")  # blank: no article to title
+        else:
+            extra = check_text(row.get("input"), "input", control_chars)
         prompt = _join([instruction, extra], data.alpaca_join)
-        completion = check_text(_require(row, "output"), "output", control_chars)
+        completion = check_text(_require(row, "output"), "output", control_chars, nulls)
     elif schema == "prompt_completion":
         raw_prompt, raw_completion = _require(row, "prompt"), _require(row, "completion")
         # trl's conversational prompt/completion: lists of messages on both sides.
         if isinstance(raw_prompt, list):
             prompt, _ = _from_messages(raw_prompt, "prompt", data.alpaca_join, control_chars, need_assistant=False)
         else:
-            prompt = check_text(raw_prompt, "prompt", control_chars)
+            prompt = check_text(raw_prompt, "prompt", control_chars, nulls)
         if isinstance(raw_completion, list):
             _, completion = _from_messages(raw_completion, "completion", data.alpaca_join, control_chars)
         else:
-            completion = check_text(raw_completion, "completion", control_chars)
+            completion = check_text(raw_completion, "completion", control_chars, nulls)
     elif schema == "chat":
         prompt, completion = _from_messages(_require(row, "messages"), "messages", data.alpaca_join, control_chars)
     elif schema == "mapping":
         mapping = data.column_mapping
         if mapping is None:
             raise InputError("data.schema=mapping needs data.column_mapping")
-        prompt = check_text(_require(row, mapping.prompt), mapping.prompt, control_chars)
-        completion = check_text(_require(row, mapping.completion), mapping.completion, control_chars)
+        prompt = check_text(_require(row, mapping.prompt), mapping.prompt, control_chars, nulls)
+        completion = check_text(_require(row, mapping.completion), mapping.completion, control_chars, nulls)
         id_col, cat_col, group_col = mapping.id, mapping.category, mapping.group
     else:
         raise InputError(f"unknown data.schema '{schema}' (expected one of {', '.join(SCHEMAS)})")
+    null_field = None
+    if nulls:
+        null_field = f"{nulls[0]}: null" if nulls[0] in row and row[nulls[0]] is None else f"{nulls[0]}: blank"
     return Record(prompt=prompt, completion=completion, id=_label(row, id_col, control_chars),
-                  category=_label(row, cat_col, control_chars), group=_label(row, group_col, control_chars))
+                  category=_label(row, cat_col, control_chars), group=_label(row, group_col, control_chars),
+                  null_field=null_field)
 
 
 def _type_name(value: Any) -> str:

@@ -61,13 +61,25 @@ _CLOSE_TO_OPEN = {v: k for k, v in _OPEN_TO_CLOSE.items()}
 # List separators after NFKC (｜ -> |, ／ -> /, ， -> ,, ･ -> ・). ¦ and ‖ show up in scraped titles too.
 _LIST_SEPARATORS = "|/・、,¦‖"
 _STRUCTURAL_SEPARATORS = "|/,¦‖"  # not Japanese sentence punctuation: tags tacked onto a title use these
-_PAIR_SEPARATORS = ",/"  # two bare nouns joined by these are a list; with ｜ they are title + subtitle
 _SENTENCE_PUNCT = re.compile(r"[。!?！？…]|\.\.\.")
 _HASHTAG = re.compile(r"(?<![A-Za-z0-9_&])[#♯]([^\s#♯|/,、]+)")
+_KEYWORD_LABEL = re.compile(r"(?i)^(?:タグ|ハッシュタグ|キーワード|tags?|keywords?)\s*[:：]")
+_BRACKET_GROUP = re.compile(r"【[^】]*】|\[[^\]]*\]")
 _KATAKANA_WORD = re.compile(r"^[\u30a0-\u30ffー]+$")
-_DIGIT = re.compile(r"\d")
-# POS (unidic) that make a segment part of a sentence rather than a tag.
-_PREDICATE_POS = {"助詞", "助動詞", "形容詞", "副詞", "連体詞", "接続詞"}
+_SPACE_BREAK = re.compile(r"(?<=[^\x00-\x7f])\s+|\s+(?=[^\x00-\x7f])")
+# Series markers make a segment part of a title (育休日記 その2｜...), never a tag.
+_SERIES = re.compile(r"(?i)その\d+|第\d+[回話章部弾]|vol\.?\s*\d+|part\s*\d+|ep\.?\s*\d+|day\s*\d+|"
+                     r"\d+(?:か|ヶ|ケ|カ)?[日週月年]目|[前中後]編|完結編|番外編")
+# A space inside a segment, between Japanese words, belongs to a title (育休日記 その1), not to a tag.
+_INNER_SPACE = re.compile(r"[^\x00-\x7f]\s+[^\x00-\x7f]")
+
+# How much sentence a segment carries (unidic POS):
+#   bare   nouns, affixes, symbols, nominal verbs (振り返り, 書き方, おすすめ): 自己紹介, 30代, 働き方
+#   light  also の, attributive な and adjectives before a noun: 今日の学び, 丁寧な暮らし, 大人の学び直し
+#   heavy  case particles, conjugated verbs, auxiliaries, adverbs: 個人で稼ぐ, やってみた, 年収より大事だった
+# Tags on note.com are mostly bare or light; a title's parts are heavy.
+BARE, LIGHT, HEAVY = 0, 1, 2
+_HEAVY_POS = {"副詞", "接続詞"}
 
 
 @lru_cache(maxsize=1)
@@ -82,23 +94,36 @@ def _tagger():
 
 
 @lru_cache(maxsize=65536)
-def _is_phrase(segment: str) -> bool:
-    """True when the segment reads as (part of) a sentence: a particle, an auxiliary, an adjective or
-    adverb, or a verb that is not in its nominal (連用形) form, e.g. 読む, 働いてみた, 持たない暮らし.
-    Nouns, affixes, symbols and nominal verbs (振り返り, 書き方, おすすめ) make a tag."""
+def _weight(segment: str) -> int:
     if _SENTENCE_PUNCT.search(segment):
-        return True
-    for word in _tagger()(segment):
-        pos = word.feature.pos1
-        if pos in _PREDICATE_POS:
-            return True
-        if pos == "動詞" and not str(word.feature.cForm).startswith("連用形"):
-            return True
-    return False
+        return HEAVY
+    words = list(_tagger()(segment))
+    weight = BARE
+    for i, word in enumerate(words):
+        pos, form = word.feature.pos1, str(word.feature.cForm)
+        nxt = words[i + 1].feature.pos1 if i + 1 < len(words) else None
+        if pos in _HEAVY_POS:
+            return HEAVY
+        if pos == "助詞":
+            if word.surface != "の":
+                return HEAVY
+            weight = LIGHT
+        elif pos == "助動詞":
+            if word.surface != "な":
+                return HEAVY
+            weight = LIGHT
+        elif pos == "動詞" and not form.startswith("連用形"):
+            return HEAVY
+        elif pos in ("形容詞", "連体詞"):
+            if nxt not in ("名詞", "接尾辞"):
+                return HEAVY
+            weight = LIGHT
+    return weight
 
 
 def _top_level_split(text: str, separators: str) -> tuple[list[str], list[str]]:
-    """Splits at separators outside brackets (「読む・書く」 is one piece). Returns (segments, separators used).
+    """Splits at separators outside brackets (「読む・書く」 is one piece); drops empty pieces (a trailing
+    separator is `incomplete`'s business). Returns (segments, separators used).
     / and , between digits (3/15, 1,000) are not separators."""
     segments, used, depth, start = [], [], 0, 0
     for i, ch in enumerate(text):
@@ -113,71 +138,102 @@ def _top_level_split(text: str, separators: str) -> tuple[list[str], list[str]]:
             used.append(ch)
             start = i + 1
     segments.append(text[start:])
-    return [s.strip() for s in segments], used
+    return [s.strip() for s in segments if s.strip()], used
 
 
-def _segments(text: str) -> tuple[list[str], list[str]]:
-    segments, used = _top_level_split(text, _LIST_SEPARATORS)
-    if "・" in used:
+def _segments(text: str, join_katakana: bool = False) -> tuple[list[str], list[str]]:
+    separators = _LIST_SEPARATORS
+    if "・" in text and all(_KATAKANA_WORD.match(p) for p in _top_level_split(text, "・")[0]):
         # ワーク・ライフ・バランス, ジョン・スミス: katakana joined by ・ is one loanword or name, not a list.
-        dot_pieces = _top_level_split(text, "・")[0]
-        if all(_KATAKANA_WORD.match(p) for p in dot_pieces if p):
-            segments, used = _top_level_split(text, _LIST_SEPARATORS.replace("・", ""))
-    segments = [s for s in segments if s]
+        separators = separators.replace("・", "")
+    if join_katakana:
+        # The strict reading: ・ between two all-katakana pieces joins a name (ロード・オブ・ザ・リングを観た).
+        pieces = text.split("・")
+        text = pieces[0]
+        for prev, piece in zip(pieces, pieces[1:], strict=False):
+            joined = _KATAKANA_WORD.match(prev.strip()) and _KATAKANA_WORD.match(piece.strip())
+            text += ("\uff65" if joined else "・") + piece
+    segments, used = _top_level_split(text, separators)
     if len(segments) < 2:
-        # Space-separated keywords (節約 家計簿 貯金). Only spaces between two Japanese characters count,
-        # so "iPhone 15 Pro レビュー" stays one segment.
-        spaced = [s for s in re.split(r"(?<=[^\x00-\x7f])\s+(?=[^\x00-\x7f])", text) if s.strip()]
+        # Space-separated keywords (節約 家計簿 貯金). A space between two ASCII words does not count,
+        # so "iPhone 15 Pro" stays one segment.
+        spaced = [s.strip() for s in _SPACE_BREAK.split(text) if s.strip()]
         if len(spaced) >= 2:
-            return [s.strip() for s in spaced], [" "] * (len(spaced) - 1)
+            return spaced, [" "] * (len(spaced) - 1)
     return segments, used
 
 
-def _is_tag(segment: str, rule: TagListRule) -> bool:
-    return 0 < len(segment) <= rule.max_segment_chars and not _is_phrase(segment)
+def _is_short(segment: str, rule: TagListRule) -> bool:
+    return len(segment) <= rule.max_segment_chars and not _SERIES.search(segment) and not _INNER_SPACE.search(segment)
+
+
+def _heavy_tolerated(weights: list[int], used: list[str]) -> bool:
+    """A list of tags may hold a verb-like tag (やってみた, 個人で稼ぐ): one per three segments, or one
+    anywhere but last (a sentence ends with its predicate: 東京、大阪、福岡で働いた). With mixed separators
+    (節約・貯金・投資、全部やめてみた) a heavy segment is the sentence the list belongs to."""
+    heavy = [i for i, w in enumerate(weights) if w == HEAVY]
+    if not heavy:
+        return True
+    if len(set(used)) > 1:
+        return False
+    return len(heavy) <= (len(weights) - 1) // 3 or (len(heavy) == 1 and heavy[0] != len(weights) - 1)
+
+
+def _most_common(used: list[str]) -> str:
+    return max(dict.fromkeys(used), key=used.count)
 
 
 def detect_tag_list(text: str, rule: TagListRule) -> str | None:
-    """Several short noun segments joined by list separators, or hashtags.
+    """Several short tag-like segments joined by list separators, hashtags, or a title with tags tacked on.
 
-    Fires on 自己紹介｜子育て｜ワーママ｜30代, 節約, 家計簿, 貯金, #副業 #在宅ワーク, 読書・勉強・資格, and on a
-    title with tags tacked on (在宅で月5万円稼いだ話｜副業｜主婦｜在宅). Keeps 転職して半年｜年収より大事だったこと,
-    【保存版】家計簿アプリ3つを比べてみた, 東京、大阪、福岡。3都市で働いてみた, ワーク・ライフ・バランスって何だろう.
+    Fires on 自己紹介｜子育て｜ワーママ｜30代, 節約, 家計簿, 貯金, #副業 #在宅ワーク, 読書・勉強・資格, 【副業】【在宅】,
+    タグ：暮らし 毎日note, ワーママ｜育児日記, and 在宅で月5万円稼いだ話｜副業｜主婦｜在宅. Keeps
+    転職して半年｜年収より大事だったこと, 【保存版】家計簿アプリ3つを比べてみた, 東京、大阪、福岡。3都市で働いてみた,
+    ワーク・ライフ・バランスって何だろう, 育休日記 その2｜仕事のほうが楽だった、とは言えない.
     """
     text = _URL.sub(" ", _nfkc(text)).strip()  # a URL's slashes are not list separators
     if not text:
         return None
+    if _KEYWORD_LABEL.match(text):
+        return "labelled as tags/keywords"
     hashtags = [t for t in _HASHTAG.findall(text) if not t.isdigit()]
     if hashtags:
-        rest = _HASHTAG.sub("", text)
         if len(hashtags) >= rule.min_hashtags:
             return f"{len(hashtags)} hashtags"
-        if not re.sub(r"[\s|/,、・]", "", rest):
+        if not re.sub(r"[\s|/,、・]", "", _HASHTAG.sub("", text)):
             return "only hashtags"
-    groups = re.findall(r"【[^】]*】|\[[^\]]*\]", text)
-    if len(groups) >= 2 and not re.sub(r"【[^】]*】|\[[^\]]*\]|\s", "", text):
+    groups = _BRACKET_GROUP.findall(text)
+    if len(groups) >= 2 and not _BRACKET_GROUP.sub("", text).strip():
         return f"{len(groups)} bracketed tags and nothing else"
 
     segments, used = _segments(text)
-    if len(segments) < 2:
+    if len(segments) < 2 or len(set(segments)) == 1:
+        return None  # one piece, or one piece said again and again (repetition's business)
+    n, sep = len(segments), _most_common(used)
+    weights = [_weight(s) for s in segments]
+    short = [_is_short(s, rule) for s in segments]
+    if n >= rule.min_segments and all(short) and _heavy_tolerated(weights, used):
+        if HEAVY not in weights or len(_segments(text, join_katakana=True)[0]) == n:
+            return f"{n} short segments joined by '{sep}'"
+    if n == 2 and all(short):
+        # Two parts: title and subtitle unless both are bare nouns (ワーママ｜育児日記); with a comma, which
+        # never joins a title to its subtitle, light ones too (大人の学び直し, 私の仕事).
+        limit = LIGHT if set(used) <= {","} else BARE
+        if set(used) <= set(_STRUCTURAL_SEPARATORS) and max(weights) <= limit:
+            return f"2 tags joined by '{sep}'"
+    return _title_with_tags(text, rule)
+
+
+def _title_with_tags(text: str, rule: TagListRule) -> str | None:
+    """在宅ワークで月5万円稼いだ話｜副業｜主婦｜在宅: a title, then (or after) tags joined by | / ,."""
+    parts, used = _top_level_split(text, _STRUCTURAL_SEPARATORS)
+    if len(parts) < rule.min_segments + 1:
         return None
-    sep = max(set(used), key=used.count)
-    tags = [s for s in segments if _is_tag(s, rule)]
-    if len(tags) == len(segments) and len(segments) >= rule.min_segments:
-        return f"{len(segments)} short segments joined by '{sep}'"
-    if len(segments) == 2 and len(tags) == 2 and set(used) <= set(_PAIR_SEPARATORS):
-        return f"2 bare nouns joined by '{sep}'"
-    structural = [u for u in used if u in _STRUCTURAL_SEPARATORS]
-    if structural and len(tags) >= rule.min_segments and len(segments) - len(tags) == 1:
-        # 在宅ワークで月5万円稼いだ話｜副業｜在宅｜主婦: a title followed (or preceded) by a tag list.
-        if _tags_are_contiguous(segments, tags):
-            return f"title with {len(tags)} tags joined by '{max(set(structural), key=structural.count)}'"
+    for tags in (parts[1:], parts[:-1]):
+        weights = [_weight(t) for t in tags]
+        if all(_is_short(t, rule) for t in tags) and weights.count(HEAVY) <= max(1, len(tags) // 3):
+            return f"title with {len(tags)} tags joined by '{_most_common(used)}'"
     return None
-
-
-def _tags_are_contiguous(segments: list[str], tags: list[str]) -> bool:
-    """The one non-tag segment sits at either end: tags before or after a title, not around it."""
-    return segments[0] not in tags or segments[-1] not in tags
 
 
 # ---------------------------------------------------------------- URL / HTML / Markdown

@@ -1,0 +1,126 @@
+"""The content detectors on Japanese titles: each rule's positives and the real titles it must keep."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from components.common.config import CleanSection, RepetitionRule, TagListRule
+from components.common.detectors import (
+    detect_incomplete,
+    detect_placeholder,
+    detect_repetition,
+    detect_tag_list,
+    detect_url_or_html,
+    find_contamination,
+)
+from tests.clean.titles_labelled import TAG_LISTS, TITLES
+
+CLEAN = CleanSection()
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("title", TAG_LISTS)
+def test_tag_list_is_detected(title):
+    assert detect_tag_list(title, TagListRule()) is not None
+
+
+@pytest.mark.parametrize("title", TITLES)
+def test_real_title_passes_every_detector(title):
+    assert find_contamination(title, CLEAN) is None
+
+
+def test_title_with_single_separator_is_kept():
+    assert detect_tag_list("転職して半年｜年収より大事だったこと", TagListRule()) is None
+
+
+def test_tag_list_detail_names_segments_and_separator():
+    assert detect_tag_list("自己紹介｜子育て｜ワーママ｜30代", TagListRule()) == "4 short segments joined by '|'"
+
+
+def test_min_segments_is_honoured():
+    rule = TagListRule(min_segments=5)
+    assert detect_tag_list("自己紹介｜子育て｜ワーママ｜30代", rule) is None
+    assert detect_tag_list("自己紹介｜子育て｜ワーママ｜30代｜東京", rule) is not None
+
+
+def test_long_segments_are_phrases_not_tags():
+    assert detect_tag_list("北海道旅行3泊4日子連れプラン比較｜冬休み家族旅行記録まとめ集｜費用総額公開", TagListRule()) is None
+
+
+def test_url_is_not_read_as_slash_separated_tags():
+    assert detect_tag_list("https://note.com/user/n/abc", TagListRule()) is None
+
+
+@pytest.mark.parametrize("text", ["」」」」」」」", "「」」」」」」」", "痩せた痩せた痩せた", "痩せた、痩せた、痩せた",
+                                  "ワーママワーママワーママ", "すごい!!!!", "ああああ"])
+def test_runaway_repetition_is_detected(text):
+    assert detect_repetition(text, RepetitionRule()) is not None
+
+
+@pytest.mark.parametrize("text", ["1000000円貯めた話", "ドキドキの初出勤", "ちゃんと、ちゃんと休む", "すごーい！",
+                                  "まだまだ続く在宅ワーク", "ワクワクする週末"])
+def test_ordinary_doubling_is_not_repetition(text):
+    assert detect_repetition(text, RepetitionRule()) is None
+
+
+def test_repetition_thresholds_come_from_the_rule():
+    assert detect_repetition("ああああ", RepetitionRule(max_char_run=5)) is None
+    assert detect_repetition("痩せた痩せた", RepetitionRule(max_phrase_repeats=2)) is not None
+
+
+@pytest.mark.parametrize("text", ["https://note.com/abc", "詳しくはこちら https://example.jp/x", "www.example.com",
+                                  "<br>転職して半年", "<p>タイトル</p>", "転職&amp;副業", "[こちら](https://x.jp)",
+                                  "## 見出し"])
+def test_url_html_and_markup_are_detected(text):
+    assert detect_url_or_html(text) is not None
+
+
+@pytest.mark.parametrize("text", ["<PR>新商品を試してみた", "＜保存版＞家計簿の作り方", "note.comで書き始めた理由", "A&Bの違い"])
+def test_angle_brackets_and_domains_in_titles_are_not_markup(text):
+    assert detect_url_or_html(text) is None
+
+
+@pytest.mark.parametrize("text", ["null", "NULL", "None", "TODO", "TODO: あとで考える", "タイトル未定", "「タイトル未定」",
+                                  "（タイトル）", "無題", "{title}", "{{ title }}", "n/a"])
+def test_placeholders_are_detected(text):
+    assert detect_placeholder(text, CLEAN.placeholders) is not None
+
+
+@pytest.mark.parametrize("text", ["タイトルの付け方で迷った話", "未定の予定を楽しむ", "ToDoリストをやめた理由", "無題の日々"])
+def test_words_containing_a_placeholder_are_kept(text):
+    assert detect_placeholder(text, CLEAN.placeholders) is None
+
+
+@pytest.mark.parametrize("text,detail", [("", "empty"), ("   ", "empty"), ("【保存版 家計簿アプリ", "unclosed '【'"),
+                                         ("「好き」を仕事に」", "'」' closes nothing"), ("転職して半年｜", "ends with '|'"),
+                                         ("・・・", "no words, only symbols"), ("【保存版」家計簿", "'【' closed by '」'")])
+def test_incomplete_titles_are_detected(text, detail):
+    assert detect_incomplete(text) == detail
+
+
+@pytest.mark.parametrize("text", ["【保存版】家計簿アプリ3つを比べてみた", "「読む・書く・話す」を毎日続けたら",
+                                  "気づいたこと…", "C++とC#の違い", "ゆっくり、でも確実に。"])
+def test_whole_titles_are_not_incomplete(text):
+    assert detect_incomplete(text) is None
+
+
+def test_find_contamination_names_the_rule():
+    assert find_contamination("#副業 #在宅ワーク", CLEAN)[0] == "tag_list"
+    assert find_contamination("https://note.com/abc", CLEAN)[0] == "url_or_html"
+    assert find_contamination("」」」」」", CLEAN)[0] == "repetition"
+    assert find_contamination("タイトル未定", CLEAN)[0] == "incomplete"
+
+
+def test_detectors_on_the_labelled_sample_titles():
+    """Precision and recall on the hand-labelled sample titles (data/sample/*.labels.jsonl), when present."""
+    titles_path = REPO / "data" / "sample" / "note_titles.jsonl"
+    labels_path = REPO / "data" / "sample" / "note_titles.labels.jsonl"
+    if not labels_path.is_file():
+        pytest.skip("data/sample/note_titles.labels.jsonl not built yet")
+    from tests.clean.sample_eval import evaluate
+
+    scores = evaluate(titles_path, labels_path)
+    assert scores["tag_list"]["precision"] >= 0.9 and scores["tag_list"]["recall"] >= 0.9, json.dumps(scores)
