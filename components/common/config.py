@@ -287,8 +287,8 @@ class DegenerateSection(Section):
     # Prompt copy: output characters inside runs of >= prompt_copy_ngram characters shared with the prompt
     # (a phrase, not a shared word like ピアノ)...
     prompt_copy_ngram: int = Field(8, ge=2)
-    # ...at least this many of them...
-    prompt_copy_min_chars: int = Field(12, ge=1)
+    # ...at least this many of them (a title may lift one clause of the body: 朝の1時間を自分のために is 12)...
+    prompt_copy_min_chars: int = Field(16, ge=1)
     # ...making up at least this share of the output (a title quoting one phrase of the body stays a title).
     prompt_copy_min_coverage: float = Field(0.7, gt=0, le=1)
     # Loops: a character run (max_char_run), a unit of up to max_phrase_chars characters said

@@ -81,7 +81,9 @@ def _periodic_loop(text: str, max_unit: int, min_repeats: int, min_char_run: int
                 looping = span >= min_char_run
             else:
                 cut_off_in_loop = j == n - 1 and span > 2 * unit
-                looping = span >= min_repeats * unit or cut_off_in_loop
+                # Two letters said twice are one word (そろそろ, ドキドキ); said twice again they are emphasis.
+                repeats = min_repeats * (2 if unit == 2 and text[j - 1 : j + 1].isalpha() else 1)
+                looping = span >= repeats * unit or cut_off_in_loop
             segment = text[j - span + 1 : j + 1]
             # A loop of one character seen as a longer unit (ああああ as ああ×2) is judged as a character run.
             if looping and (unit == 1 or len(set(segment)) > 1):
