@@ -250,7 +250,7 @@ def _tail(x: np.ndarray, end: int, fraction: float) -> np.ndarray:
 
 def _insufficient(note: str, metrics: dict[str, Any]) -> OverfitVerdict:
     metrics["note"] = note
-    return OverfitVerdict("ok", [note], metrics)
+    return OverfitVerdict("ok", [note], _json_safe(metrics))
 
 
 def detect_overfitting(log_history: list[dict[str, Any]], cfg: OverfitSection | None = None) -> OverfitVerdict:
@@ -354,7 +354,8 @@ def detect_overfitting(log_history: list[dict[str, Any]], cfg: OverfitSection | 
             f"run is judged up to {c.x_label} {_x_value(x[end])} (the restored best checkpoint)")
     if not overfit and not grace:
         reasons.append("no overfitting signal: validation loss follows training loss")
-    return OverfitVerdict("overfit" if overfit else "ok", reasons, m)
+    # Plain Python values, so the train stage can put the metrics into its report.json and MLflow as they are.
+    return OverfitVerdict("overfit" if overfit else "ok", reasons, _json_safe(m))
 
 
 def _x_value(x: float) -> int | float:
