@@ -44,8 +44,12 @@ def _content_only(text: str) -> str:
     return "".join(c for c in text if _is_content(c))
 
 
+# NFKC spells the ellipsis … as three dots, which would make まさか…… a run of six; ⋯ survives NFKC as one character.
+_ELLIPSES = str.maketrans({"…": "⋯", "‥": "⋯"})
+
+
 def _strip_markup(text: str) -> str:
-    return normalize(_SPECIAL_TOKEN.sub("", text))
+    return normalize(_SPECIAL_TOKEN.sub("", text).translate(_ELLIPSES))
 
 
 def _empty_evidence(text: str, cfg: DegenerateSection, clean_cfg: CleanSection) -> str | None:

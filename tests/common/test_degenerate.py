@@ -34,6 +34,8 @@ FLAGGED = [
     ("   ", "empty"),
     ("「」", "empty"),
     ("。", "empty"),
+    ("……", "empty"),
+    ("…………", "repetition"),
     ("</s>", "empty"),
     ("の", "empty"),
     ("無題", "empty"),
@@ -70,6 +72,7 @@ CLEAN = [
     "40歳の誕生日に、ピアノをもう一度",  # shares words with the body, copies no phrase of it
     "電子ピアノを買って再開した",  # one clause of the body (13 characters) makes a fair title
     "2024年の振り返り",
+    "まさか……の結末",  # NFKC writes …… as six dots; it is still one ellipsis
 ]
 
 
