@@ -423,6 +423,36 @@ class GatesSection(Section):
     override_reason: str | None = None
 
 
+class RegisterSection(Section):
+    """The register stage (components/register): an MLflow run, the GGUF as a logged model, a registry version."""
+
+    # None: the MLFLOW_TRACKING_URI environment variable (a cluster points it at its MLflow service), and
+    # without that local_tracking_uri, so a run on a laptop with no server still registers. Resolved when
+    # registering, never at config load: a config compiled on a laptop must not carry its local path to a pod.
+    tracking_uri: str | None = None
+    local_tracking_uri: str = "sqlite:///runs/mlflow.db"
+    # Where a new experiment keeps its artifacts when the tracking URI is a database file (a server decides
+    # for itself, e.g. its --artifacts-destination s3://...).
+    local_artifact_location: str = "runs/mlartifacts"
+    experiment: str = "finegate"
+    # Registered model name; None: run.name.
+    model_name: str | None = None
+    # A new version gets the challenger alias; `finegate promote` moves champion (the one serving reads).
+    challenger_alias: str = "challenger"
+    champion_alias: str = "champion"
+    # Stages whose report.json must exist in the run dir and have passed; every other report found there
+    # must have passed too. A missing report means the chain stopped before that stage.
+    required_stages: list[str] = ["clean", "split", "train", "hf_check", "gguf", "evaluate"]
+    # Top-level files of each stage dir logged with the MLflow run (reports, curves, HTML); data files
+    # (.jsonl) stay in storage and are referenced by their sha256 instead.
+    run_artifact_suffixes: list[str] = [".json", ".png", ".html"]
+    # The LoRA adapter (tens of MB) goes with the run so the model can be rebuilt from the base model.
+    log_adapter: bool = True
+    # A refused registration still leaves an MLflow run (status FAILED, the reasons as tags, the reports),
+    # so the failed gate is visible where people look for models; nothing reaches the registry.
+    log_refused_runs: bool = True
+
+
 class RunConfig(Section):
     run: RunSection = RunSection()
     storage: StorageSection = StorageSection()
@@ -435,6 +465,10 @@ class RunConfig(Section):
     gguf: GgufSection = GgufSection()
     evaluate: EvaluateSection = EvaluateSection()
     gates: GatesSection = GatesSection()
+    # `register` is taken on a pydantic model (ABC.register), so the attribute is register_ and the key stays register.
+    register_: RegisterSection = Field(RegisterSection(), alias="register")
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
