@@ -102,7 +102,8 @@ def run_clean(input_uri: str | Path, output_dir: str | Path, cfg: RunConfig) -> 
                                    "sha256": storage.sha256_file(local_in)}
         report.details["outputs"] = {name: storage.sha256_file(out / name) for name in (KEPT, REJECTED)}
         _gate(report, tally, after, cfg)
-        report.details["chart"] = _chart(report, out)
+        if cfg.clean.write_chart:
+            report.details["chart"] = _chart(report, out)
         report.write(out)
         if storage.is_s3(output_dir):
             storage.publish(out, output_dir)
