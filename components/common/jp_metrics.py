@@ -119,6 +119,13 @@ def corpus_scores(preds: Sequence[str], refs: Sequence[str]) -> dict[str, float]
     return {"rouge_l": rouge_l(preds, refs), "chrf": chrf(preds, refs), "bleu": bleu(preds, refs)}
 
 
+def adds_special_tokens(tokenizer, prompt_text: str) -> bool:
+    """Whether encoding `prompt_text` should add the tokenizer's special tokens (BOS): not when a chat
+    template already wrote the BOS into the text, or the model would see two."""
+    bos = getattr(tokenizer, "bos_token", None)
+    return not (bos and prompt_text.startswith(bos))
+
+
 def completion_token_ids(tokenizer, prompt_text: str, completion: str, add_eos: bool = True) -> tuple[list[int], int]:
     """Token ids of prompt + completion and the index where the completion starts.
 
@@ -126,8 +133,9 @@ def completion_token_ids(tokenizer, prompt_text: str, completion: str, add_eos: 
     does not start with the prompt's own tokens (a merge across the boundary), the two are tokenized apart
     and concatenated instead, so the prompt is never scored.
     """
-    prompt_ids = tokenizer(prompt_text)["input_ids"]
-    full_ids = tokenizer(prompt_text + completion)["input_ids"]
+    special = adds_special_tokens(tokenizer, prompt_text)
+    prompt_ids = tokenizer(prompt_text, add_special_tokens=special)["input_ids"]
+    full_ids = tokenizer(prompt_text + completion, add_special_tokens=special)["input_ids"]
     if full_ids[: len(prompt_ids)] != prompt_ids:
         full_ids = prompt_ids + tokenizer(completion, add_special_tokens=False)["input_ids"]
     if add_eos and tokenizer.eos_token_id is not None and (not full_ids or full_ids[-1] != tokenizer.eos_token_id):

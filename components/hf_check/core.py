@@ -123,7 +123,8 @@ def generate(model, tokenizer, prompts: list[str], cfg: RunConfig, sample: bool 
             batch = prompts[start : start + section.batch_size]
             if tokenizer.pad_token_id is None:
                 tokenizer.pad_token_id = pad_id
-            enc = tokenizer(batch, return_tensors="pt", padding=True).to(model.device)
+            special = all(jp_metrics.adds_special_tokens(tokenizer, text) for text in batch)
+            enc = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=special).to(model.device)
             with torch.no_grad():
                 out = model.generate(**enc, **options)
             for row in out[:, enc["input_ids"].shape[1] :].tolist():

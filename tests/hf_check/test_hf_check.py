@@ -107,3 +107,20 @@ def test_row_without_completion_names_file_line_and_field(learned_model_dir, tmp
     cfg.hf_check.splits = ["val"]
     with pytest.raises(InputError, match=r"val\.jsonl:1: field 'completion'"):
         run_hf_check(learned_model_dir, tmp_path, tmp_path / "out", cfg)
+
+
+def test_prompt_is_formatted_as_in_training_template_or_chat(learned_model_dir):
+    from transformers import AutoTokenizer
+
+    from components.common.jp_metrics import completion_token_ids
+    from components.hf_check.core import format_prompt
+
+    tokenizer = AutoTokenizer.from_pretrained(str(learned_model_dir))
+    assert format_prompt(tokenizer, "### 指示\n{prompt}\n\n### タイトル\n")("本文") == "### 指示\n本文\n\n### タイトル\n"
+    tokenizer.chat_template = ("{{ bos_token }}{% for m in messages %}[{{ m['content'] }}]{% endfor %}"
+                               "{% if add_generation_prompt %}:{% endif %}")
+    text = format_prompt(tokenizer, "### 指示\n{prompt}\n")("本文")
+    assert text == "<s>[本文]:"
+    ids, start = completion_token_ids(tokenizer, text, "夜")
+    assert ids.count(tokenizer.bos_token_id) == 1  # the template's BOS, not a second one from the tokenizer
+    assert tokenizer.decode(ids[start:], skip_special_tokens=True) == "夜"
