@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from components.common.report import read_jsonl, write_jsonl
 
 BODY = "毎朝5時に起きて30分だけ本を読む習慣を半年続けてみた。眠いけれど、一日が長くなった。"
@@ -56,6 +58,7 @@ def test_check_outputs_row_without_output_is_one_line_error(tmp_path):
                                      "missing: each row needs an 'output'")
 
 
+@pytest.mark.slow  # a fresh interpreter loading torch and transformers
 def test_hf_check_command_exits_1_when_gate_b_fails(broken_model_dir, title_splits, tmp_path):
     result = finegate("hf-check", "--model", str(broken_model_dir), "--data", str(title_splits),
                       "--output-dir", str(tmp_path), "--set", "hf_check.max_new_tokens=12")
