@@ -1,0 +1,93 @@
+"""The whole gguf chain on a tiny model: real converter, real quantizer, real llama.cpp runtime."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from components.common.config import load_config
+from components.common.storage import sha256_file
+from components.gguf.gates import judge_f16, judge_quant
+from components.gguf.header import check_header
+from components.gguf.quantize import ftype_for, quantize
+from tests.gguf.conftest import RUN_QUANT_TYPES
+
+pytestmark = pytest.mark.slow
+
+
+def finegate(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True)
+
+
+def test_f16_agrees_with_hf_and_passes_gate_c(gguf_run):
+    report, _, cfg = gguf_run
+    m = report.metrics
+    assert m["greedy_agreement"] >= cfg.gates.min_greedy_agreement
+    assert m["max_logit_diff"] <= cfg.gates.max_logit_diff
+    assert m["f16_perplexity_drift"] <= cfg.gates.max_f16_perplexity_drift
+    # The same weights rounded to F16: far inside the gate, not just under it.
+    assert m["max_logit_diff"] < 0.1
+    assert m["tokenizer_match_rate"] == 1.0
+    assert report.details["gates"]["C"]["passed"] is True
+
+
+def test_each_quantized_file_passes_gate_d_and_q8_is_closer_than_q4(gguf_run):
+    report, _, cfg = gguf_run
+    quantized = report.details["quantized"]
+    assert list(quantized) == RUN_QUANT_TYPES
+    for quant, figures in quantized.items():
+        assert figures["same_top_token_rate"] >= cfg.gates.min_same_top_token_rate, quant
+        assert figures["mean_kld"] <= cfg.gates.max_mean_kld, quant
+        assert figures["perplexity_ratio"] <= cfg.gates.max_perplexity_ratio, quant
+        assert figures["output_rouge_l"] >= cfg.gates.min_output_rouge_l, quant
+        assert figures["mean_kld"] > 0  # a quantized file is never bit-identical to F16
+    assert quantized["Q8_0"]["mean_kld"] < quantized["Q4_K_M"]["mean_kld"]
+    assert report.metrics["same_top_token_rate"] == quantized["Q4_K_M"]["same_top_token_rate"]
+    assert report.passed and report.reasons == []
+
+
+def test_report_records_files_with_sha256_and_llama_cpp_reference(gguf_run):
+    report, out, _ = gguf_run
+    written = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert written["stage"] == "gguf" and written["passed"] is True
+    assert set(written["files"]) == {"model-f16.gguf", "model-Q4_K_M.gguf", "model-Q8_0.gguf"}
+    for name, header in written["files"].items():
+        assert header["sha256"] == sha256_file(out / name)
+    assert written["files"]["model-Q4_K_M.gguf"]["metadata"]["general.file_type"] == ftype_for("Q4_K_M")
+    assert written["files"]["model-Q8_0.gguf"]["tensor_types"].get("Q8_0", 0) > 0
+    assert written["reference_llama_cpp"]["same_top_token_rate"] == 0.919
+    assert len(written["samples"]) == written["held_out"]["records"] == 6
+    assert (out / "fidelity.png").stat().st_size > 0
+    assert "-->" in (out / "convert.log").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("quant_type", ["Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0"])
+def test_each_quantization_type_writes_a_valid_file_of_that_type(gguf_run, tmp_path, quant_type):
+    _, out, _ = gguf_run
+    target = tmp_path / f"model-{quant_type}.gguf"
+    quantize(out / "model-f16.gguf", target, quant_type)
+    header = check_header(target)
+    assert header.metadata["general.file_type"] == ftype_for(quant_type)
+    assert header.file_bytes < (out / "model-f16.gguf").stat().st_size
+
+
+def test_stricter_thresholds_fail_gate_d_on_the_same_figures(gguf_run):
+    report, _, _ = gguf_run
+    strict = load_config(overrides=["gates.min_same_top_token_rate=0.999"]).gates
+    assert judge_f16(report.details["f16_vs_hf"], strict).passed
+    d = judge_quant("Q4_K_M", report.details["quantized"]["Q4_K_M"], strict)
+    assert not d.passed
+    assert d.reasons[0].startswith("gate D: Q4_K_M same-top-token rate")
+
+
+def test_cli_exits_1_with_the_gate_d_reason(tiny_merged, held_out_splits, tmp_path):
+    result = finegate("gguf", "--model-dir", str(tiny_merged), "--data-dir", str(held_out_splits),
+                      "--output-dir", str(tmp_path / "gguf"), "--set", "gguf.n_prompts=2",
+                      "--set", "gguf.max_new_tokens=4", "--set", "gates.max_mean_kld=0.0")
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "gate failed: gguf: gate D: Q4_K_M mean KL divergence" in result.stderr
+    report = json.loads((tmp_path / "gguf" / "report.json").read_text(encoding="utf-8"))
+    assert report["passed"] is False and report["gates"]["C"]["passed"] is True
