@@ -62,6 +62,15 @@ RULES = ("empty_line", "bad_input", *CONTAMINATION_RULES, "length", "exact_dupli
 CONTENT_RULES = CONTAMINATION_RULES
 
 
+# Line separators that are not "\n" (NEL, LS, PS) are legal raw inside JSON strings but split lines for
+# readers that use str.splitlines(); escaped, every record stays on its one line.
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def json_line(record: dict[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False, default=str).translate(_LINE_BREAKS) + "\n"
+
+
 @dataclass
 class Survivor:
     id: str
@@ -142,8 +151,8 @@ def _clean_rows(rows: Iterator[SourceRow], where: str, cfg: RunConfig, kept_f: T
 
     def reject(row: SourceRow, rule: str, detail: str) -> None:
         tally.rejected[rule] += 1
-        rejected_f.write(json.dumps({"source_line": row.source_line, "rule": rule, "reason": f"{rule}: {detail}",
-                                     "raw": row.raw}, ensure_ascii=False, default=str) + "\n")
+        rejected_f.write(json_line({"source_line": row.source_line, "rule": rule, "reason": f"{rule}: {detail}",
+                                    "raw": row.raw}))
 
     for row in rows:
         tally.rows_in += 1
@@ -200,8 +209,7 @@ def _clean_rows(rows: Iterator[SourceRow], where: str, cfg: RunConfig, kept_f: T
         survivors_by_line[row.source_line] = survivor
         ids[record_id] = row.source_line
         tally.kept += 1
-        kept_f.write(json.dumps(_kept_record(record, record_id, row.source_line, prompt, completion),
-                                ensure_ascii=False) + "\n")
+        kept_f.write(json_line(_kept_record(record, record_id, row.source_line, prompt, completion)))
     return tally, clusters, schema
 
 

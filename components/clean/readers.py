@@ -75,7 +75,7 @@ def detect_format(path: Path, declared: str = "auto") -> str:
     ext = path.suffix.lower()
     if ext in _EXTENSIONS:
         fmt = _EXTENSIONS[ext]
-        if fmt == "jsonl" and _first_byte(path) == b"[":
+        if ext == ".json" and _first_byte(path) == b"[" and _is_json_array(path):
             raise InputError(f"{path}: a JSON array, not JSON Lines (one object per line); convert it with "
                              f"jq -c '.[]' {path.name}")
         return fmt
@@ -87,6 +87,13 @@ def detect_format(path: Path, declared: str = "auto") -> str:
         return "jsonl"
     raise InputError(f"{path}: unknown format '{ext or '(no extension)'}'; name the file .jsonl, .csv or .parquet "
                      f"or set data.format")
+
+
+def _is_json_array(path: Path) -> bool:
+    try:
+        return isinstance(json.loads(path.read_bytes().removeprefix(_BOM)), list)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        return False
 
 
 def _first_byte(path: Path) -> bytes:
