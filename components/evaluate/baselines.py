@@ -1,0 +1,95 @@
+"""The two baselines a fine-tuned title model has to beat.
+
+    heuristic_titles(articles, max_chars)   the article's first sentence, cut to a title's length
+    run_hf_base(model_dir, ...)             the base model without the adapter, through HF transformers
+
+A fine-tuned model that does not beat the first sentence of the article has learned nothing worth
+shipping; one that does not beat its own base model was not helped by fine-tuning.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from components.common.config import RunConfig
+from components.common.errors import InputError
+from components.common.report import read_jsonl
+from components.common.text import normalize
+from components.evaluate.systems import SystemOutputs
+
+# A sentence ends at a Japanese or Western full stop, question or exclamation mark, or a line break.
+_SENTENCE_END = re.compile(r"[。．！？!?\n]")
+# Brackets and quotes a cut can leave unbalanced at the end of a title.
+_TRAILING = "、，,・：:（(「『【〔［[ 　"
+
+
+def first_sentence(article: str) -> str:
+    text = normalize(article)
+    match = _SENTENCE_END.search(text)
+    if not match:
+        return text
+    end = match.end() if match.group() in "！？!?" else match.start()  # keep ！？, drop 。 (titles rarely end in 。)
+    return text[:end].strip()
+
+
+def heuristic_title(article: str, max_chars: int) -> str:
+    return first_sentence(article)[:max_chars].rstrip(_TRAILING)
+
+
+def median_title_chars(train_path: Path) -> int:
+    """Median character length of the training titles: the length the fine-tuned model learned to write."""
+    if not train_path.is_file():
+        raise InputError(f"{train_path}: not found; the heuristic baseline takes its title length from the train "
+                         "split's completions. Give --data-dir the split stage's output, or set "
+                         "evaluate.heuristic_title_chars")
+    lengths = [len(normalize(r["completion"])) for r in read_jsonl(train_path) if r.get("completion")]
+    if not lengths:
+        raise InputError(f"{train_path}: no completions to measure a title length from; set evaluate.heuristic_title_chars")
+    return max(1, round(statistics.median(lengths)))
+
+
+def heuristic_titles(articles: list[str], max_chars: int) -> SystemOutputs:
+    outputs = [heuristic_title(a, max_chars) for a in articles]
+    return SystemOutputs(name="heuristic", source=f"first sentence of the article, cut to {max_chars} characters",
+                         outputs=outputs, finished=[True] * len(outputs))
+
+
+def base_tokenizer(model_dir: str | Path):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(model_dir))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{model_dir}: cannot load the base model's tokenizer ({exc}); give --base-model the base "
+                         "model's folder (config.json, weights, tokenizer) or a .gguf of it") from None
+
+
+def hf_base_tokenizer_and_model(model_dir: str | Path):
+    """The base model folder loaded as hf_check loads the merged model (same dtype and device rules)."""
+    from components.hf_check.core import load_model
+
+    try:
+        return load_model(Path(model_dir))
+    except InputError as exc:
+        raise InputError(f"{exc}; give --base-model the base model's folder (config.json, weights, tokenizer) "
+                         "or a .gguf of it") from None
+
+
+def run_hf_base(model, tokenizer, articles: list[str], references: list[str], cfg: RunConfig,
+                format_prompt: Callable[[str], str], source: str) -> SystemOutputs:
+    """Greedy titles and reference perplexity of an HF causal LM (the base model, no adapter), generated
+    exactly as hf_check generates (batched, stop at EOS or newline) with evaluate's token budget."""
+    from components.common.jp_metrics import completion_perplexity
+    from components.hf_check.core import generate
+
+    hf_cfg = cfg.model_copy(update={"hf_check": cfg.hf_check.model_copy(
+        update={"max_new_tokens": cfg.evaluate.max_new_tokens, "stop_at_newline": True})})
+    results = generate(model, tokenizer, [format_prompt(a) for a in articles], hf_cfg, label="base")
+    print("evaluate: base perplexity of the references", file=sys.stderr, flush=True)
+    ppl = completion_perplexity(model, tokenizer, articles, references, format_prompt=format_prompt)
+    return SystemOutputs(name="base", source=source, outputs=[t.strip() for t, _ in results],
+                         finished=[f for _, f in results], perplexity=ppl)

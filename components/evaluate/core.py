@@ -1,0 +1,316 @@
+"""The evaluate stage: the quantized model that would ship, against two baselines, on the test split.
+
+    run_evaluate("runs/demo/gguf/model-Q4_K_M.gguf", "runs/demo/split", "runs/demo/evaluate", cfg,
+                 base_model=".cache/tiny-base", reports="runs/demo")
+
+1. Reads the first `evaluate.max_samples` rows of `test.jsonl` from `data_dir` (the split stage's output,
+   local or s3://); the GGUF's header is checked before llama.cpp opens it.
+2. Three systems title every test article (systems.py, baselines.py):
+   `finetuned` the quantized GGUF in llama.cpp; `base` the base model without the adapter (HF transformers
+   on its folder, or llama.cpp when `base_model` is a .gguf); `heuristic` the article's first sentence cut
+   to the training titles' median length. Models decode greedily from the training prompt format and stop
+   at EOS or newline; articles too long for `evaluate.n_ctx` are cut for every system alike.
+3. Per system: ROUGE-L, BLEU, chrF on Japanese tokens (common/jp_metrics.py), perplexity of the reference
+   titles (models only), the degenerate-output rate by kind (common/degenerate.py, hf_check's rules),
+   and the deltas of the fine-tuned model against each baseline.
+4. Optional LLM-as-judge (judge.py, `evaluate.judge`): mean score per system, malformed replies counted.
+5. Writes `samples.jsonl` (every row, every system's title, flags, ROUGE-L, judge score), `metrics.png`,
+   `human_eval.csv` + `human_eval_key.csv` (blind A/B pairs, base vs fine-tuned), `report.html` (with the
+   gate results of every stage report found in the run dir and the train stage's loss curve), `report.json`.
+
+The evaluate gate fails when the fine-tuned model's degenerate rate exceeds `gates.max_degenerate_rate`,
+its ROUGE-L is under `gates.min_rouge_l`, it does not beat a baseline in `evaluate.must_beat` on
+`evaluate.gate_metric` by `evaluate.min_gain`, or (only with `evaluate.judge.required`, or a
+`min_mean_score`) the judge could not judge it or judged it too low.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from components.common import jp_metrics, storage
+from components.common.config import RunConfig
+from components.common.degenerate import FLAGS, inspect_output
+from components.common.errors import InputError, row_problem
+from components.common.report import REPORT_NAME, StageReport, read_report, write_jsonl
+from components.evaluate.baselines import (
+    base_tokenizer,
+    heuristic_titles,
+    hf_base_tokenizer_and_model,
+    median_title_chars,
+    run_hf_base,
+)
+from components.evaluate.charts import write_metrics_chart
+from components.evaluate.html_report import write_html_report
+from components.evaluate.human_eval import write_human_eval
+from components.evaluate.judge import judge_outputs
+from components.evaluate.systems import SystemOutputs, run_gguf
+
+STAGE = "evaluate"
+SAMPLES = "samples.jsonl"
+LOSS_CURVE = "loss_curve.png"
+OVERLAP = ("rouge_l", "bleu", "chrf")
+# What the deltas compare, and for which of them lower is better (the HTML colours by it).
+DELTA_METRICS = ("rouge_l", "bleu", "chrf", "perplexity", "degenerate_rate", "judge_mean_score")
+# Stage reports in pipeline order for the HTML page; anything else found in the run dir follows.
+STAGE_ORDER = ("clean", "split", "train", "hf_check", "gguf", "evaluate", "register")
+
+
+def read_test_rows(path: Path, limit: int) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise InputError(f"{path}: not found; --data-dir is the split stage's output folder (it holds test.jsonl)")
+    rows: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(row_problem(str(path), line_no, None, f"not valid JSON ({exc.msg})")) from None
+            for name in ("prompt", "completion"):
+                if not isinstance(row.get(name), str) or not row[name].strip():
+                    raise InputError(row_problem(str(path), line_no, name, "missing or empty; test rows need a "
+                                                 "prompt and its reference completion"))
+            rows.append({"id": row.get("id", f"test-{line_no}"), "source_line": row.get("source_line", line_no),
+                         "prompt": row["prompt"], "reference": row["completion"]})
+            if len(rows) >= limit:
+                break
+    if not rows:
+        raise InputError(f"{path}: no test rows; the split stage wrote an empty test split (give split.ratios a "
+                         "test share, e.g. 80/10/10)")
+    return rows
+
+
+def prompt_formatter(cfg: RunConfig, tokenizer=None) -> Callable[[str], str]:
+    """The training prompt format: hf_check's rule (the tokenizer's chat template, else train.prompt_template)."""
+    from components.hf_check.core import format_prompt
+
+    return format_prompt(tokenizer, cfg.train.prompt_template)
+
+
+def system_metrics(system: SystemOutputs, rows: list[dict[str, Any]], cfg: RunConfig) -> tuple[dict[str, Any], list]:
+    """Scores one system's outputs against the references; returns (metrics, flags per row)."""
+    refs = [r["reference"] for r in rows]
+    metrics: dict[str, Any] = {"source": system.source, **jp_metrics.corpus_scores(system.outputs, refs)}
+    if system.perplexity is not None:
+        metrics.update(perplexity=system.perplexity["perplexity"], mean_nll=system.perplexity["mean_nll"],
+                       reference_tokens=system.perplexity["tokens"])
+    flags_per_row = []
+    for row, text, finished in zip(rows, system.outputs, system.finished, strict=True):
+        found = inspect_output(text, row["prompt"], cfg.hf_check.degenerate, cfg.clean)
+        if not finished and cfg.hf_check.flag_unfinished and "over_length" not in found:
+            found["over_length"] = f"no EOS or newline within evaluate.max_new_tokens={cfg.evaluate.max_new_tokens}"
+        flags_per_row.append({flag: found[flag] for flag in FLAGS if flag in found})
+    kinds = Counter(flag for flags in flags_per_row for flag in flags)
+    metrics["degenerate_rate"] = sum(bool(f) for f in flags_per_row) / len(rows)
+    metrics["degenerate_by_kind"] = {flag: kinds[flag] for flag in FLAGS if kinds[flag]}
+    metrics["unfinished"] = sum(not f for f in system.finished)
+    if system.notes:
+        metrics["notes"] = system.notes
+    return metrics, flags_per_row
+
+
+def deltas_against(finetuned: dict[str, Any], baseline: dict[str, Any]) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for key in DELTA_METRICS:
+        a, b = finetuned.get(key), baseline.get(key)
+        out[key] = a - b if isinstance(a, (int, float)) and isinstance(b, (int, float)) else None
+    return out
+
+
+def collect_stage_reports(reports: str | Path | Sequence[str | Path] | None, own_dir: Path) -> list[dict[str, Any]]:
+    """Every other stage's report.json: from a run dir (its <stage>/report.json) or a list of files/dirs."""
+    if reports is None:
+        return []
+    if isinstance(reports, (str, Path)):
+        root = Path(reports)
+        paths = sorted(root.glob(f"*/{REPORT_NAME}")) if root.is_dir() and not (root / REPORT_NAME).is_file() \
+            else [root]
+    else:
+        paths = [Path(p) for p in reports]
+    found: list[dict[str, Any]] = []
+    for path in paths:
+        file = path / REPORT_NAME if path.is_dir() else path
+        if not file.is_file() or file.resolve() == (own_dir / REPORT_NAME).resolve():
+            continue
+        try:
+            data = read_report(file)
+        except (OSError, json.JSONDecodeError) as exc:
+            found.append({"stage": file.parent.name, "passed": False, "reasons": [f"{file}: unreadable ({exc})"]})
+            continue
+        if isinstance(data, dict):
+            data.setdefault("stage", file.parent.name)
+            found.append(data)
+    rank = {name: i for i, name in enumerate(STAGE_ORDER)}
+    return sorted(found, key=lambda r: rank.get(str(r.get("stage")), len(rank)))
+
+
+def find_loss_curve(train_dir: str | Path | None, reports) -> Path | None:
+    candidates = []
+    if train_dir is not None:
+        candidates.append(Path(train_dir) / LOSS_CURVE)
+    if isinstance(reports, (str, Path)) and Path(reports).is_dir():
+        candidates.append(Path(reports) / "train" / LOSS_CURVE)
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def _judge(rows, systems: dict[str, SystemOutputs], cfg: RunConfig, per_system: dict[str, dict[str, Any]],
+           samples: list[dict[str, Any]]) -> dict[str, Any]:
+    judge = cfg.evaluate.judge
+    names = [s for s in judge.systems if s in systems]
+    items = [{"id": i, "system": name, "article": rows[i]["prompt"], "title": systems[name].outputs[i]}
+             for i in range(min(judge.max_samples, len(rows))) for name in names]
+    result = judge_outputs(items, judge)
+    for v in result.verdicts:
+        samples[v.id].setdefault("judge", {})[v.system] = v.to_dict() | {"id": samples[v.id]["id"]}
+    summary = result.summary() | {"model": judge.model, "url": judge.url, "items": len(items)}
+    for name, s in summary["systems"].items():
+        per_system[name]["judge_mean_score"] = s["mean_score"]
+        per_system[name]["judge_malformed"] = s["malformed"]
+    return summary
+
+
+def _gate(report: StageReport, per_system: dict[str, dict[str, Any]], judge: dict[str, Any], cfg: RunConfig,
+          notes: list[str]) -> None:
+    ft = per_system["finetuned"]
+    gates, ev = cfg.gates, cfg.evaluate
+    if ft["degenerate_rate"] > gates.max_degenerate_rate:
+        kinds = ", ".join(f"{k} {n}" for k, n in ft["degenerate_by_kind"].items())
+        report.fail(f"the quantized model's degenerate-output rate is {ft['degenerate_rate']:.1%} ({kinds}), above "
+                    f"gates.max_degenerate_rate={gates.max_degenerate_rate:.1%}; see samples.jsonl flags")
+    if ft["rouge_l"] < gates.min_rouge_l:
+        report.fail(f"the quantized model's ROUGE-L on the test split is {ft['rouge_l']:.3f}, under "
+                    f"gates.min_rouge_l={gates.min_rouge_l:g}")
+    metric = ev.gate_metric
+    for baseline in ev.must_beat:
+        if baseline not in per_system:
+            report.fail(f"evaluate.must_beat lists '{baseline}' but that baseline was not run")
+            continue
+        gain = ft[metric] - per_system[baseline][metric]
+        if gain < ev.min_gain:
+            report.fail(f"fine-tuning did not beat the {baseline} baseline: {metric} {ft[metric]:.3f} vs "
+                        f"{per_system[baseline][metric]:.3f} (gain {gain:+.3f}, evaluate.min_gain={ev.min_gain:g})")
+    js = ev.judge
+    if judge.get("status") == "failed":
+        message = f"LLM judge failed: {judge.get('error')}"
+        if js.required:
+            report.fail(message + " (evaluate.judge.required)")
+        else:
+            notes.append(message + " (advisory: evaluate.judge.required is false)")
+    ft_judge = judge.get("systems", {}).get("finetuned")
+    if js.required and ft_judge and ft_judge["malformed_rate"] > js.max_malformed_rate:
+        report.fail(f"the LLM judge's replies for the fine-tuned model were unreadable {ft_judge['malformed_rate']:.0%} "
+                    f"of the time, above evaluate.judge.max_malformed_rate={js.max_malformed_rate:.0%}")
+    if js.min_mean_score is not None and judge.get("status") != "skipped":
+        mean = ft_judge.get("mean_score") if ft_judge else None
+        if mean is None or mean < js.min_mean_score:
+            shown = "no score" if mean is None else f"{mean:.2f}"
+            report.fail(f"the LLM judge's mean score for the fine-tuned model is {shown}, under "
+                        f"evaluate.judge.min_mean_score={js.min_mean_score:g}")
+
+
+def run_evaluate(gguf_path: str | Path, data_dir: str | Path, output_dir: str | Path, cfg: RunConfig,
+                 base_model: str | Path | None = None, train_dir: str | Path | None = None,
+                 reports: str | Path | Sequence[str | Path] | None = None) -> StageReport:
+    """gguf_path: the quantized model; data_dir: the split stage's output; base_model: the base model's folder
+    or a .gguf of it (default: train.base_model); train_dir: where loss_curve.png is (default: <run dir>/train);
+    reports: the run dir holding the other stages' <stage>/report.json, or a list of report files."""
+    from components.gguf.header import check_header
+
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ev = cfg.evaluate
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="finegate-evaluate-") as cache:
+        data = storage.localize(str(data_dir), Path(cache) / "data", verify=cfg.storage.verify_sha256)
+        test_path = data if data.is_file() else data / "test.jsonl"
+        rows = read_test_rows(test_path, ev.max_samples)
+        title_chars = ev.heuristic_title_chars or median_title_chars(test_path.parent / "train.jsonl")
+        gguf_local = storage.localize(str(gguf_path), Path(cache) / "gguf", verify=cfg.storage.verify_sha256)
+        header = check_header(gguf_local)
+        base_ref = str(base_model or cfg.train.base_model)
+        base_local = storage.localize(base_ref, Path(cache) / "base", verify=cfg.storage.verify_sha256) \
+            if storage.is_s3(base_ref) or Path(base_ref).exists() else base_ref
+        print(f"evaluate: {len(rows)} test rows from {test_path}; model {gguf_path}; base {base_ref}",
+              file=sys.stderr, flush=True)
+
+        base_is_gguf = str(base_local).endswith(".gguf")
+        # The tokenizer alone first (it decides the prompt format); the base weights load after llama.cpp is
+        # done with the fine-tuned model, so the two never sit in memory together.
+        fmt = prompt_formatter(cfg, None if base_is_gguf else base_tokenizer(base_local))
+        articles, refs = [r["prompt"] for r in rows], [r["reference"] for r in rows]
+        finetuned, used_articles = run_gguf("finetuned", gguf_local, articles, refs, cfg, fmt, fit=True)
+        if base_is_gguf:
+            base, _ = run_gguf("base", base_local, used_articles, refs, cfg, fmt)
+            base.source = f"llama.cpp on {base_ref} (no adapter)"
+        else:
+            model, tokenizer = hf_base_tokenizer_and_model(base_local)
+            base = run_hf_base(model, tokenizer, used_articles, refs, cfg, fmt,
+                               source=f"transformers on {base_ref} (no adapter)")
+            del model
+    heuristic = heuristic_titles(articles, title_chars)
+    systems = {s.name: s for s in (finetuned, base, heuristic)}
+
+    per_system: dict[str, dict[str, Any]] = {}
+    samples = [{"id": r["id"], "source_line": r["source_line"], "prompt": r["prompt"], "reference": r["reference"],
+                "outputs": {}, "flags": {}, "rouge_l": {}} for r in rows]
+    for name, system in systems.items():
+        per_system[name], flags = system_metrics(system, rows, cfg)
+        pair_scores = jp_metrics.rouge_l_per_pair(system.outputs, refs)
+        for sample, text, found, score in zip(samples, system.outputs, flags, pair_scores, strict=True):
+            sample["outputs"][name] = text
+            sample["flags"][name] = list(found)
+            if found:
+                sample.setdefault("flag_details", {})[name] = found
+            sample["rouge_l"][name] = score
+        notes.extend(f"{name}: {n}" for n in system.notes)
+
+    judge = _judge(rows, systems, cfg, per_system, samples)
+    deltas = {b: deltas_against(per_system["finetuned"], per_system[b]) for b in ("base", "heuristic")}
+
+    report = StageReport(STAGE)
+    ft = per_system["finetuned"]
+    report.metrics.update({"samples": len(rows), **{m: ft[m] for m in OVERLAP}, "perplexity": ft.get("perplexity"),
+                           "mean_nll": ft.get("mean_nll"), "degenerate_rate": ft["degenerate_rate"]})
+    if ft.get("judge_mean_score") is not None:
+        report.metrics["judge_mean_score"] = ft["judge_mean_score"]
+    for b in ("base", "heuristic"):
+        for m in (*OVERLAP, "perplexity", "degenerate_rate"):
+            if per_system[b].get(m) is not None:
+                report.metrics[f"{b}_{m}"] = per_system[b][m]
+        for m in OVERLAP:
+            report.metrics[f"{m}_gain_vs_{b}"] = deltas[b][m]
+    _gate(report, per_system, judge, cfg, notes)
+
+    human = None
+    if ev.human_eval_pairs:
+        human = write_human_eval(samples, "finetuned", "base", ev.human_eval_pairs, cfg.run.seed, out)
+    write_jsonl(out / SAMPLES, samples)
+    chart = write_metrics_chart(per_system, out, cfg.gates.min_rouge_l, cfg.gates.max_degenerate_rate)
+    report.details.update({
+        "run_name": cfg.run.name, "gguf": str(gguf_path), "gguf_sha256": header.sha256,
+        "test_file": str(test_path if not storage.is_s3(str(data_dir)) else data_dir),
+        "samples": len(rows), "base_model": base_ref, "heuristic_title_chars": title_chars,
+        "systems": per_system, "deltas": deltas, "judge": judge, "human_eval": human, "notes": notes,
+        "thresholds": {"max_degenerate_rate": cfg.gates.max_degenerate_rate, "min_rouge_l": cfg.gates.min_rouge_l,
+                       "must_beat": list(ev.must_beat), "gate_metric": ev.gate_metric, "min_gain": ev.min_gain},
+        "artifacts": {"samples": SAMPLES, "metrics_chart": chart.name, "html": "report.html",
+                      **({"human_eval": human["rater_file"], "human_eval_key": human["key_file"]} if human else {})},
+    })
+    stage_reports = collect_stage_reports(reports, out) + [report.to_dict()]
+    loss_curve = find_loss_curve(train_dir, reports)
+    if loss_curve is None:
+        notes.append("no loss_curve.png found (pass --run-dir with the train stage's output)")
+    write_html_report(report.to_dict(), stage_reports, samples, out, loss_curve, chart, ev.report_samples)
+    report.write(out)
+    print(f"evaluate: finetuned rouge_l {ft['rouge_l']:.3f} (base {per_system['base']['rouge_l']:.3f}, heuristic "
+          f"{per_system['heuristic']['rouge_l']:.3f}), degenerate {ft['degenerate_rate']:.1%}; wrote {out}",
+          file=sys.stderr, flush=True)
+    return report

@@ -1,0 +1,136 @@
+"""The systems the evaluate stage compares, each run over the same test prompts.
+
+    finetuned   the quantized GGUF, through llama.cpp (what would ship)
+    base        the base model without the adapter: HF transformers on its folder, or llama.cpp on a GGUF of it
+    heuristic   the article's first sentence cut to a title's length (baselines.py)
+
+Every model system decodes greedily from the train stage's prompt template and stops at EOS or the first
+newline (a title is one line), and scores the perplexity of the reference titles (completion tokens and
+the EOS that ends them; the prompt is context only).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from components.common.config import RunConfig
+
+STOP = ["\n"]
+
+
+@dataclass
+class SystemOutputs:
+    name: str
+    source: str
+    outputs: list[str]
+    # False where generation hit max_new_tokens without EOS or newline (hf_check.flag_unfinished's rule).
+    finished: list[bool]
+    perplexity: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _progress(name: str, i: int, n: int) -> None:
+    if i == n or i % 10 == 0:
+        print(f"evaluate: {name} {i}/{n}", file=sys.stderr, flush=True)
+
+
+def _log_softmax_at(row, target: int) -> float:
+    import numpy as np
+
+    row = row.astype(np.float64)
+    top = row.max()
+    return float(row[target] - top - math.log(np.exp(row - top).sum()))
+
+
+class GgufRunner:
+    """Greedy titles and reference perplexity from one GGUF opened in llama.cpp (header checked first)."""
+
+    def __init__(self, llm, cfg: RunConfig, format_prompt: Callable[[str], str]):
+        self.llm = llm
+        self.cfg = cfg
+        self.format_prompt = format_prompt
+        n_ctx_train = llm._model.n_ctx_train() if hasattr(llm, "_model") else llm.n_ctx()
+        # Past the trained context a model's positions mean nothing: prompts are cut to fit both limits.
+        self.n_ctx = min(llm.n_ctx(), n_ctx_train if n_ctx_train > 0 else llm.n_ctx())
+        self.eos = llm.token_eos()
+
+    def _tokens(self, text: str, bos: bool) -> list[int]:
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=bos, special=False)
+
+    def fit_article(self, article: str) -> tuple[str, bool]:
+        """The article, cut from its end until the formatted prompt leaves room for a title."""
+        budget = self.n_ctx - self.cfg.evaluate.max_new_tokens - 1
+        ids = self._tokens(self.format_prompt(article), bos=True)
+        if len(ids) <= budget:
+            return article, False
+        article_ids = self._tokens(article, bos=False)
+        while len(ids) > budget and article_ids:
+            article_ids = article_ids[: max(0, len(article_ids) - (len(ids) - budget) - 1)]
+            article = self.llm.detokenize(article_ids).decode("utf-8", "ignore")
+            ids = self._tokens(self.format_prompt(article), bos=True)
+        return article, True
+
+    def prompt_ids(self, article: str) -> list[int]:
+        return self._tokens(self.format_prompt(article), bos=True)
+
+    def completion_nll(self, article: str, completion: str) -> tuple[float, int]:
+        """Summed negative log-likelihood of the completion's tokens (and EOS) after the prompt, and their count."""
+        prompt = self.prompt_ids(article)
+        full = self._tokens(self.format_prompt(article) + completion, bos=True)
+        if full[: len(prompt)] != prompt:  # a token merged across the boundary: score the pieces apart
+            full = prompt + self._tokens(completion, bos=False)
+        full = (full + [self.eos])[: self.n_ctx]
+        if len(full) <= len(prompt):
+            return 0.0, 0
+        self.llm.reset()
+        self.llm.eval(full)
+        scores = self.llm.scores
+        nll = 0.0
+        for pos in range(len(prompt), len(full)):
+            nll -= _log_softmax_at(scores[pos - 1], full[pos])
+        return nll, len(full) - len(prompt)
+
+    def generate(self, article: str) -> tuple[str, bool]:
+        """The greedy title and whether it ended on its own (EOS or newline) rather than at the token limit."""
+        out = self.llm.create_completion(prompt=self.prompt_ids(article), max_tokens=self.cfg.evaluate.max_new_tokens,
+                                         temperature=0.0, top_k=1, repeat_penalty=1.0, stop=STOP)
+        choice = out["choices"][0]
+        return choice["text"].strip(), choice.get("finish_reason") != "length"
+
+
+def run_gguf(name: str, gguf_path: str | Path, articles: list[str], references: list[str], cfg: RunConfig,
+             format_prompt: Callable[[str], str], fit: bool = False) -> tuple[SystemOutputs, list[str]]:
+    """Titles and perplexity of one GGUF. With `fit`, articles too long for the context are cut first
+    (the cut articles are returned, so every other system sees the same text)."""
+    from components.gguf.runtime import open_gguf
+
+    gguf = cfg.gguf.model_copy(update={"n_ctx": cfg.evaluate.n_ctx})
+    outputs: list[str] = []
+    finished: list[bool] = []
+    used: list[str] = []
+    total_nll, total_tokens, cut = 0.0, 0, 0
+    with open_gguf(gguf_path, gguf) as llm:
+        runner = GgufRunner(llm, cfg, format_prompt)
+        for i, (article, reference) in enumerate(zip(articles, references, strict=True), 1):
+            if fit:
+                article, was_cut = runner.fit_article(article)
+                cut += was_cut
+            used.append(article)
+            nll, n = runner.completion_nll(article, reference)
+            total_nll, total_tokens = total_nll + nll, total_tokens + n
+            text, done = runner.generate(article)
+            outputs.append(text)
+            finished.append(done)
+            _progress(name, i, len(articles))
+    mean_nll = total_nll / total_tokens if total_tokens else float("nan")
+    system = SystemOutputs(name=name, source=f"llama.cpp on {gguf_path}", outputs=outputs, finished=finished,
+                           perplexity={"mean_nll": mean_nll, "perplexity": math.exp(mean_nll) if total_tokens else
+                                       float("nan"), "tokens": total_tokens})
+    if cut:
+        system.notes.append(f"{cut} article(s) cut to fit the {runner.n_ctx}-token context")
+    return system, used
