@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "components.train.overfit_cli",
     "components.hf_check.cli",
     "components.gguf.cli",
+    "components.evaluate.cli",
     "pipelines.run_cli",
     "pipelines.compile_cli",
 ]
