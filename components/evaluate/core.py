@@ -306,8 +306,6 @@ def run_evaluate(gguf_path: str | Path, data_dir: str | Path, output_dir: str | 
     })
     stage_reports = collect_stage_reports(reports, out) + [report.to_dict()]
     loss_curve = find_loss_curve(train_dir, reports)
-    if loss_curve is None:
-        notes.append("no loss_curve.png found (pass --run-dir with the train stage's output)")
     write_html_report(report.to_dict(), stage_reports, samples, out, loss_curve, chart, ev.report_samples)
     report.write(out)
     print(f"evaluate: finetuned rouge_l {ft['rouge_l']:.3f} (base {per_system['base']['rouge_l']:.3f}, heuristic "
