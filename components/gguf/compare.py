@@ -33,7 +33,7 @@ LLAMA_CPP_REFERENCE = {
 class HeldOut:
     """One held-out record as both models see it."""
 
-    id: str
+    id: Any  # the record's own id, as the split stage wrote it
     text: str  # formatted prompt + reference completion, as llama.cpp's tokenizer is asked to read it
     prompt_ids: list[int]  # formatted prompt, for greedy generation
     text_ids: list[int]  # formatted prompt + completion + EOS, teacher-forced

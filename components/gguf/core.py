@@ -69,7 +69,7 @@ def read_held_out(data_dir: Path, n: int) -> list[dict[str, Any]]:
                 if not isinstance(row.get(name), str):
                     raise InputError(row_problem(str(path), line_no, name, "missing or not text; split rows need "
                                                  "prompt and completion"))
-            rows.append({"id": str(row.get("id", f"{split}:{line_no}")), **row})
+            rows.append({**row, "id": row.get("id", f"{split}:{line_no}")})
             if len(rows) == n:
                 return rows
     if not rows:
