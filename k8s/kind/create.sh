@@ -1,0 +1,47 @@
+#!/bin/sh
+# kind's local-registry recipe for finegate: a registry container `kind-registry` on 127.0.0.1:5001, a
+# kind cluster (k8s/kind/cluster.yaml) whose nodes pull localhost:5001/... from it, and the
+# `local-registry-hosting` ConfigMap that tells tools where the registry is (KEP-1755).
+#   k8s/kind/create.sh          # then: images/build.sh --push
+set -o errexit
+cd "$(dirname "$0")"
+
+reg_name='kind-registry'
+reg_port='5001'
+cluster_name="$(sed -n 's/^name: *//p' cluster.yaml)"
+
+# 1. The registry container, unless it runs already.
+if [ "$(docker inspect -f '{{.State.Running}}' "${reg_name}" 2>/dev/null || true)" != 'true' ]; then
+  docker run -d --restart=always -p "127.0.0.1:${reg_port}:5000" --network bridge --name "${reg_name}" registry:2
+fi
+
+# 2. The cluster (containerd reads registry hosts from /etc/containerd/certs.d).
+if ! kind get clusters | grep -qx "${cluster_name}"; then
+  kind create cluster --config cluster.yaml
+fi
+
+# 3. On every node, localhost:5001 means the registry container: inside a node, localhost is the node.
+registry_dir="/etc/containerd/certs.d/localhost:${reg_port}"
+for node in $(kind get nodes --name "${cluster_name}"); do
+  docker exec "${node}" mkdir -p "${registry_dir}"
+  printf '[host."http://%s:5000"]\n' "${reg_name}" | docker exec -i "${node}" cp /dev/stdin "${registry_dir}/hosts.toml"
+done
+
+# 4. The registry joins the cluster's network, so nodes resolve `kind-registry`.
+if [ "$(docker inspect -f='{{json .NetworkSettings.Networks.kind}}' "${reg_name}")" = 'null' ]; then
+  docker network connect "kind" "${reg_name}"
+fi
+
+# 5. Document the registry for tools that look for it.
+kubectl apply --context "kind-${cluster_name}" -f - <<YAML
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: local-registry-hosting
+  namespace: kube-public
+data:
+  localRegistryHosting.v1: |
+    host: "localhost:${reg_port}"
+    help: "https://kind.sigs.k8s.io/docs/user/local-registry/"
+YAML
+echo "kind cluster '${cluster_name}' ready; registry at localhost:${reg_port}"
