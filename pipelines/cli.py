@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "components.hf_check.cli",
     "components.gguf.cli",
     "components.evaluate.cli",
+    "components.register.cli",
     "pipelines.run_cli",
     "pipelines.compile_cli",
 ]
