@@ -101,7 +101,8 @@ class LlamaModel:
         return generated
 
     def tokenize(self, text: str) -> list[int]:
-        return self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+        # special=True: control tokens written in the text (a chat template's) parse as the HF tokenizer parses them
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
 
 
 @dataclass
@@ -119,27 +120,32 @@ class LogitStats:
     logits_compared: int = 0
     vocab_mismatch: list[int] = field(default_factory=list)
 
-    def add(self, ref, cand, ids: Sequence[int]) -> None:
+    def add(self, ref, cand, ids: Sequence[int], chunk: int = 64) -> None:
+        """Adds one text: `ref` and `cand` are [positions, vocab] logits for the same `ids`."""
         import torch
 
         if ref.shape[-1] != cand.shape[-1]:
             self.vocab_mismatch = [int(ref.shape[-1]), int(cand.shape[-1])]
             width = min(ref.shape[-1], cand.shape[-1])
             ref, cand = ref[:, :width], cand[:, :width]
-        ref, cand = ref.double(), cand.double()
-        diff = (ref - cand).abs()
-        self.max_abs_diff = max(self.max_abs_diff, float(diff.max()))
-        self.abs_diff_sum += float(diff.sum())
-        self.logits_compared += diff.numel()
-        self.same_top += int((ref.argmax(-1) == cand.argmax(-1)).sum())
-        logp_ref, logp_cand = torch.log_softmax(ref, -1), torch.log_softmax(cand, -1)
-        self.kld_sum += float((logp_ref.exp() * (logp_ref - logp_cand)).sum())
+        # Position t predicts token t+1; the last position has no target (-1 marks it).
+        targets = torch.tensor([*ids[1:], -1], dtype=torch.long)
+        # In chunks of positions: a 128k vocabulary in float64 is 1 MB per position and per temporary.
+        for start in range(0, ref.shape[0], chunk):
+            r, c = ref[start:start + chunk].double(), cand[start:start + chunk].double()
+            diff = (r - c).abs()
+            self.max_abs_diff = max(self.max_abs_diff, float(diff.max()))
+            self.abs_diff_sum += float(diff.sum())
+            self.logits_compared += diff.numel()
+            self.same_top += int((r.argmax(-1) == c.argmax(-1)).sum())
+            logp_r, logp_c = torch.log_softmax(r, -1), torch.log_softmax(c, -1)
+            self.kld_sum += float((logp_r.exp() * (logp_r - logp_c)).sum())
+            t = targets[start:start + chunk]
+            scored = t >= 0
+            self.nll_ref -= float(logp_r[scored].gather(-1, t[scored][:, None]).sum())
+            self.nll_cand -= float(logp_c[scored].gather(-1, t[scored][:, None]).sum())
+            self.predicted += int(scored.sum())
         self.positions += ref.shape[0]
-        # Perplexity: position t predicts token t+1, over the same positions for both sides.
-        targets = torch.tensor(list(ids[1:]), dtype=torch.long)[:, None]
-        self.nll_ref -= float(logp_ref[:-1].gather(-1, targets).sum())
-        self.nll_cand -= float(logp_cand[:-1].gather(-1, targets).sum())
-        self.predicted += len(ids) - 1
 
     def summary(self) -> dict[str, Any]:
         predicted = self.predicted

@@ -5,9 +5,10 @@
 1. `model-f16.gguf` from llama.cpp's own converter (convert.py), `model-<QUANT>.gguf` for every type in
    `gguf.quant_types` from llama.cpp's quantizer (quantize.py); Q4_K_M by default.
 2. Every GGUF's header is validated (header.py) before llama.cpp opens it; its sha256 goes in the report.
-3. Gate C, F16 against the HF model, on `gguf.n_prompts` held-out records (val, then test) formatted with
-   `train.prompt_template`: greedy agreement >= gates.min_greedy_agreement, largest logit difference
-   <= gates.max_logit_diff, perplexity drift <= gates.max_f16_perplexity_drift.
+3. Gate C, F16 against the HF model, on `gguf.n_prompts` held-out records (val, then test) formatted as
+   in training (hf_check's `format_prompt`: chat template, else `train.prompt_template`): greedy
+   agreement >= gates.min_greedy_agreement, largest logit difference <= gates.max_logit_diff,
+   perplexity drift <= gates.max_f16_perplexity_drift.
 4. Gate D, each quantized file against F16: same top token >= gates.min_same_top_token_rate, mean KL
    divergence <= gates.max_mean_kld, perplexity ratio <= gates.max_perplexity_ratio, ROUGE-L between the
    two models' greedy outputs >= gates.min_output_rouge_l. llama.cpp's published Llama-3-8B Q4_K_M figures
@@ -47,10 +48,6 @@ def quant_file_name(quant_type: str) -> str:
     return f"model-{quant_type.upper()}.gguf"
 
 
-def format_prompt(template: str, prompt: str) -> str:
-    return template.format(prompt=prompt)
-
-
 def _progress(label: str):
     def show(done: int, total: int) -> None:
         if done == total or done % max(1, total // 4) == 0:
@@ -81,10 +78,15 @@ def read_held_out(data_dir: Path, n: int) -> list[dict[str, Any]]:
 def encode_held_out(tokenizer, rows: list[dict[str, Any]], cfg: RunConfig, n_ctx: int) -> list[compare.HeldOut]:
     from components.common.jp_metrics import completion_token_ids
 
+    # One prompt format for every stage that prompts the model (hf_check's rule: the tokenizer's chat
+    # template when it has one, else train.prompt_template), so gate C sees what training saw.
+    from components.hf_check.core import format_prompt
+
+    fmt = format_prompt(tokenizer, cfg.train.prompt_template)
     room = cfg.gguf.max_new_tokens
     items = []
     for row in rows:
-        prompt_text = format_prompt(cfg.train.prompt_template, row["prompt"])
+        prompt_text = fmt(row["prompt"])
         text_ids, _ = completion_token_ids(tokenizer, prompt_text, row["completion"])
         prompt_ids = tokenizer(prompt_text)["input_ids"]
         if len(prompt_ids) + room > n_ctx:

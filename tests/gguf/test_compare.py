@@ -90,3 +90,14 @@ def test_gates_name_the_failing_figure_and_its_gate():
     d = judge_quant("Q4_K_M", quant, gates)
     assert [k for k, v in d.checks.items() if not v["passed"]] == ["mean_kld", "output_rouge_l"]
     assert d.reasons[0].startswith("gate D: Q4_K_M mean KL divergence 0.3 > 0.1")
+
+
+def test_figures_do_not_depend_on_the_chunk_size():
+    torch.manual_seed(0)
+    ref, cand = torch.randn(7, 11), torch.randn(7, 11)
+    ids = [3, 1, 4, 1, 5, 9, 2]
+    whole, chunked = LogitStats(), LogitStats()
+    whole.add(ref, cand, ids, chunk=64)
+    chunked.add(ref, cand, ids, chunk=2)
+    for key, value in whole.summary().items():
+        assert chunked.summary()[key] == pytest.approx(value), key
