@@ -92,25 +92,36 @@ def _newline_token_ids(tokenizer) -> list[int]:
 
 def generate(model, tokenizer, prompts: list[str], cfg: RunConfig, sample: bool = False,
              label: str = "greedy") -> list[tuple[str, bool]]:
-    """(answer, finished) per formatted prompt; finished is False when max_new_tokens cut it off."""
+    """(answer, finished) per formatted prompt; finished is False when max_new_tokens cut the answer off.
+
+    The answer ends at EOS or, with hf_check.stop_at_newline, at the first newline after some text
+    (white space before the answer is skipped, not taken for an empty answer).
+    """
     import torch
     from tqdm.auto import tqdm
     from transformers import StoppingCriteria, StoppingCriteriaList
 
     section = cfg.hf_check
-    stop_ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-    if section.stop_at_newline:
-        stop_ids += _newline_token_ids(tokenizer)
-    stop = torch.tensor(sorted(set(stop_ids)), device=model.device, dtype=torch.long)
+    eos_id = tokenizer.eos_token_id
+    newline_ids = torch.tensor(_newline_token_ids(tokenizer) if section.stop_at_newline else [],
+                               device=model.device, dtype=torch.long)
 
-    class StopAtToken(StoppingCriteria):
+    class AnswerEnded(StoppingCriteria):
+        def __init__(self, prompt_length: int):
+            self.prompt_length = prompt_length
+
         def __call__(self, input_ids, scores, **kwargs):  # one verdict per row of the batch
-            return torch.isin(input_ids[:, -1], stop)
+            last = input_ids[:, -1]
+            done = last == eos_id if eos_id is not None else torch.zeros_like(last, dtype=torch.bool)
+            for i in torch.isin(last, newline_ids).nonzero().flatten().tolist():
+                done[i] = bool(tokenizer.decode(input_ids[i, self.prompt_length :]).strip())
+            return done
 
     tokenizer.padding_side = "left"
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    options: dict[str, Any] = {"max_new_tokens": section.max_new_tokens, "pad_token_id": pad_id,
-                               "stopping_criteria": StoppingCriteriaList([StopAtToken()])}
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_id
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token_id = pad_id
+    options: dict[str, Any] = {"max_new_tokens": section.max_new_tokens, "pad_token_id": pad_id}
     if sample:
         options.update(do_sample=True, temperature=section.temperature, top_p=section.top_p, top_k=0)
         torch.manual_seed(cfg.run.seed)
@@ -121,18 +132,21 @@ def generate(model, tokenizer, prompts: list[str], cfg: RunConfig, sample: bool 
     with tqdm(total=len(prompts), desc=f"hf_check {label}", unit="prompt", file=sys.stderr) as bar:
         for start in range(0, len(prompts), section.batch_size):
             batch = prompts[start : start + section.batch_size]
-            if tokenizer.pad_token_id is None:
-                tokenizer.pad_token_id = pad_id
             special = all(jp_metrics.adds_special_tokens(tokenizer, text) for text in batch)
             enc = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=special).to(model.device)
+            prompt_length = enc["input_ids"].shape[1]
             with torch.no_grad():
-                out = model.generate(**enc, **options)
-            for row in out[:, enc["input_ids"].shape[1] :].tolist():
-                finished = any(t in stop_ids for t in row)
-                if finished:
-                    row = row[: next(i for i, t in enumerate(row) if t in stop_ids) + 1]
-                text = tokenizer.decode(row, skip_special_tokens=True)
-                results.append((text.split("\n", 1)[0] if section.stop_at_newline else text, finished))
+                out = model.generate(**enc, **options,
+                                     stopping_criteria=StoppingCriteriaList([AnswerEnded(prompt_length)]))
+            for row in out[:, prompt_length:].tolist():
+                eos_seen = eos_id in row
+                if eos_seen:
+                    row = row[: row.index(eos_id)]
+                answer = tokenizer.decode(row, skip_special_tokens=True).lstrip()
+                finished = eos_seen
+                if section.stop_at_newline and "\n" in answer:
+                    answer, finished = answer.split("\n", 1)[0], True
+                results.append((answer, finished))
             bar.update(len(batch))
     return results
 
@@ -141,7 +155,7 @@ def _flag_rows(rows: list[dict[str, Any]], outputs: list[tuple[str, bool]], cfg:
                prefix: str = "") -> None:
     for row, (text, finished) in zip(rows, outputs, strict=True):
         found = inspect_output(text, row["prompt"], cfg.hf_check.degenerate, cfg.clean)
-        if not finished and cfg.hf_check.flag_unfinished and "over_length" not in found:
+        if not finished and cfg.hf_check.flag_unfinished and not {"empty", "over_length"} & set(found):
             found["over_length"] = f"no EOS within hf_check.max_new_tokens={cfg.hf_check.max_new_tokens}"
         found = {flag: found[flag] for flag in FLAGS if flag in found}
         row[f"{prefix}output"] = text

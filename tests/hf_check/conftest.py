@@ -75,3 +75,14 @@ def broken_model_dir(_trained, learned_model_dir, tmp_path_factory) -> Path:
     broken = copy.deepcopy(model)
     tiny_model.train_completions(broken, tokenizer, prompts, [BROKEN_ANSWER] * len(prompts), steps=20)
     return tiny_model.save(broken, tokenizer, tmp_path_factory.mktemp("broken"))
+
+
+@pytest.fixture(scope="session")
+def newline_first_model_dir(_trained, tmp_path_factory) -> Path:
+    """Starts each answer with a blank line, then the title: the newline before the answer is not its end."""
+    import copy
+
+    model, tokenizer, prompts = _trained
+    shifted = copy.deepcopy(model)
+    tiny_model.train_completions(shifted, tokenizer, prompts, ["\n" + t for _, t in PAIRS], steps=30)
+    return tiny_model.save(shifted, tokenizer, tmp_path_factory.mktemp("newline_first"))

@@ -124,3 +124,11 @@ def test_prompt_is_formatted_as_in_training_template_or_chat(learned_model_dir):
     ids, start = completion_token_ids(tokenizer, text, "夜")
     assert ids.count(tokenizer.bos_token_id) == 1  # the template's BOS, not a second one from the tokenizer
     assert tokenizer.decode(ids[start:], skip_special_tokens=True) == "夜"
+
+
+def test_blank_line_before_the_answer_is_skipped_not_taken_as_empty(newline_first_model_dir, title_splits, hf_cfg,
+                                                                     tmp_path):
+    report = run_hf_check(newline_first_model_dir, title_splits, tmp_path, hf_cfg)
+    samples = read_jsonl(tmp_path / "samples.jsonl")
+    assert [s["output"] for s in samples] == [t for _, t in PAIRS]
+    assert report.metrics["degenerate_rate_empty"] == 0.0
