@@ -1,0 +1,224 @@
+"""Static checks of images/: every image the pipeline names is built, every image installs pinned versions
+(CUDA torch where training runs, CPU torch or none elsewhere), and each image holds what the components
+that run in it import. No Docker needed."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+
+import pytest
+import yaml
+
+from components.common import images
+from components.common.config import load_config
+from components.gguf import convert
+from pipelines.pipeline import compile_pipeline
+from tests.platform.repo_files import (
+    CONSTRAINTS,
+    IMAGES,
+    REPO,
+    build_script_images,
+    dockerfile_instructions,
+    exact_pins,
+    pip_installs,
+    requirement_lines,
+    requirement_name,
+)
+from tests.platform.stage_imports import (
+    canonical,
+    closure,
+    distributions_for,
+    missing_own_modules,
+    third_party_modules,
+)
+
+COMPONENT_IMAGES = {"DATA_IMAGE": images.DATA_IMAGE, "TRAIN_IMAGE": images.TRAIN_IMAGE, "GGUF_IMAGE": images.GGUF_IMAGE}
+# Installed by a Dockerfile step of its own rather than from the image's requirements.txt.
+INSTALLED_APART = {"gguf": {"torch", "llama-cpp-python"}}
+
+
+def _image_name(ref: str) -> str:
+    assert ref.startswith(images.REGISTRY + "/") and ref.endswith(":" + images.TAG), \
+        f"{ref} is not {images.REGISTRY}/<name>:{images.TAG}"
+    return ref[len(images.REGISTRY) + 1:].rsplit(":", 1)[0]
+
+
+def _requirements(name: str) -> list[str]:
+    return requirement_lines(IMAGES / name / "requirements.txt")
+
+
+@pytest.fixture(scope="module")
+def compiled_pipeline(tmp_path_factory) -> dict:
+    path = tmp_path_factory.mktemp("compiled") / "pipeline.yaml"
+    compile_pipeline(load_config(REPO / "configs" / "production.yaml"), str(path))
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def test_every_component_image_has_a_dockerfile_that_build_sh_builds():
+    built = build_script_images()
+    for constant, ref in COMPONENT_IMAGES.items():
+        name = _image_name(ref)
+        assert (IMAGES / name / "Dockerfile").is_file(), f"{constant} = {ref}: no images/{name}/Dockerfile"
+        assert name in built, f"{constant} = {ref}: images/build.sh does not build '{name}' ({built})"
+    for name in built:
+        assert (IMAGES / name / "Dockerfile").is_file(), f"images/build.sh builds '{name}' without a Dockerfile"
+
+
+def test_compiled_production_pipeline_uses_only_images_build_sh_builds(compiled_pipeline):
+    built = set(build_script_images())
+    executors = compiled_pipeline["deploymentSpec"]["executors"]
+    used = {name: ex["container"]["image"] for name, ex in executors.items()}
+    assert used, "the compiled pipeline has no executors"
+    unbuilt = {task: ref for task, ref in used.items() if _image_name(ref) not in built}
+    assert not unbuilt, f"pipeline tasks run images nobody builds: {unbuilt}"
+
+
+def test_requirement_files_name_no_local_paths_or_urls():
+    # A path that exists on one machine (a wheel in /tmp) breaks every fresh install and image build.
+    files = sorted((REPO / "requirements").glob("*.txt")) + sorted(IMAGES.glob("*/requirements.txt"))
+    problems = [f"{p.relative_to(REPO)}: {line}" for p in files for line in requirement_lines(p)
+                if "://" in line or " @ " in line or line.startswith(("/", "."))]
+    assert not problems, "requirements must be name==version from an index:\n" + "\n".join(problems)
+
+
+def test_every_image_requirement_resolves_to_an_exact_version():
+    pins = exact_pins(CONSTRAINTS)
+    problems = []
+    for path in sorted(IMAGES.glob("*/requirements.txt")):
+        own = exact_pins(path)
+        for line in requirement_lines(path):
+            name = requirement_name(line)
+            if name not in own and name not in pins:
+                problems.append(f"{path.relative_to(REPO)}: {line} is pinned neither here nor in constraints.txt")
+            if name in own and name in pins and own[name] != pins[name]:
+                problems.append(f"{path.relative_to(REPO)}: {name}=={own[name]} contradicts constraints.txt "
+                                f"({pins[name]})")
+    assert not problems, "\n".join(problems)
+
+
+def test_dockerfiles_install_requirements_under_the_constraints():
+    problems = []
+    for dockerfile in sorted(IMAGES.glob("*/Dockerfile")):
+        installs = pip_installs(dockerfile_instructions(dockerfile))
+        for ins, words in installs:
+            if any(w in ("-r", "--requirement") or w.startswith("torch") for w in words) or \
+                    any(w.endswith(".whl") for w in words):
+                constraint = [words[i + 1] for i, w in enumerate(words[:-1]) if w in ("-c", "--constraint")]
+                if not any(c.endswith("constraints.txt") for c in constraint):
+                    problems.append(f"{dockerfile.relative_to(REPO)}: `pip install {' '.join(words)}` without "
+                                    "-c constraints.txt")
+        copies = [i.args for i in dockerfile_instructions(dockerfile) if i.keyword == "COPY"]
+        if installs and not any("requirements/constraints.txt" in c for c in copies):
+            problems.append(f"{dockerfile.relative_to(REPO)}: never copies requirements/constraints.txt")
+    assert not problems, "\n".join(problems)
+
+
+def _installs_torch(name: str) -> bool:
+    return "torch" in closure({requirement_name(line) for line in _requirements(name)})
+
+
+def test_cpu_only_images_pull_no_torch_through_their_requirements():
+    # torch from PyPI is the CUDA build (gigabytes); data and mlflow never need it, and the gguf image
+    # must take it from the CPU index before its requirements run (next test).
+    for name in ("data", "mlflow"):
+        assert not _installs_torch(name), f"images/{name}/requirements.txt pulls torch in"
+    assert "torch" not in {requirement_name(line) for line in _requirements("gguf")}, \
+        "images/gguf/requirements.txt names torch, which would resolve to the CUDA wheel from PyPI"
+
+
+def test_gguf_image_installs_the_pinned_cpu_torch_before_its_requirements():
+    instructions = dockerfile_instructions(IMAGES / "gguf" / "Dockerfile")
+    installs = pip_installs(instructions)
+    torch_steps = [i for i, (_, words) in enumerate(installs) if any(w.startswith("torch==") for w in words)]
+    req_steps = [i for i, (_, words) in enumerate(installs) if "-r" in words]
+    assert torch_steps and req_steps and torch_steps[0] < req_steps[-1], \
+        "images/gguf/Dockerfile must install torch before the requirements that depend on it (peft)"
+    _, words = installs[torch_steps[0]]
+    spec = next(w for w in words if w.startswith("torch=="))
+    assert "${torch_version}" in spec, f"gguf torch must take its version from constraints.txt, not {spec}"
+    args = {i.args.split("=", 1)[0]: i.args.split("=", 1)[1] for i in instructions if i.keyword == "ARG" and "=" in i.args}
+    assert args.get("TORCH_LOCAL_VERSION") == "+cpu" and "whl/cpu" in args.get("TORCH_INDEX_URL", ""), \
+        "the gguf image's torch must default to the CPU build from the PyTorch CPU index"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", exact_pins(CONSTRAINTS)["torch"]), \
+        "constraints.txt must pin torch as a plain version (no +cpu: images add the variant)"
+
+
+def test_train_image_takes_the_cuda_torch_from_pypi():
+    assert "torch" in {requirement_name(line) for line in _requirements("train")}
+    text = (IMAGES / "train" / "Dockerfile").read_text(encoding="utf-8")
+    assert "whl/cpu" not in text and "+cpu" not in text and "--index-url" not in text, \
+        "images/train/Dockerfile must not point pip at the CPU wheels"
+    assert "bitsandbytes" in {requirement_name(line) for line in _requirements("train")}, \
+        "QLoRA (train.quantization: 4bit) needs bitsandbytes in the train image"
+
+
+def test_gguf_image_points_the_converter_variable_at_the_extracted_converter():
+    text = (IMAGES / "gguf" / "Dockerfile").read_text(encoding="utf-8")
+    env = re.search(rf"{convert.ENV_DIR}=(\S+)", text)
+    assert env, f"images/gguf/Dockerfile sets no {convert.ENV_DIR} (components/gguf/convert.py looks there)"
+    assert re.search(rf"setup_llama_cpp\.sh \S+ {re.escape(env.group(1))}\b", text), \
+        f"the converter is not extracted to {env.group(1)}"
+    assert f"COPY --from=llama-build {env.group(1)} {env.group(1)}" in text
+
+
+def test_each_image_provides_what_its_components_import(compiled_pipeline):
+    provided: dict[str, set[str]] = {}
+    problems = []
+    for task, ex in compiled_pipeline["deploymentSpec"]["executors"].items():
+        name = _image_name(ex["container"]["image"])
+        if name not in provided:
+            wanted = {requirement_name(line) for line in _requirements(name)} | INSTALLED_APART.get(name, set())
+            provided[name] = closure(wanted) | {"finegate"}
+        source = ex["container"]["command"][-1]
+        modules = third_party_modules(source)
+        missing = {m: d for m, d in distributions_for(modules).items() if d not in provided[name]}
+        if missing:
+            problems.append(f"{task} runs in images/{name} but imports {missing} (module: distribution), "
+                            f"which images/{name}/requirements.txt does not install")
+    assert not problems, "\n".join(problems)
+
+
+def test_component_bodies_import_only_finegate_modules_that_exist(compiled_pipeline):
+    problems = {task: sorted(missing) for task, ex in compiled_pipeline["deploymentSpec"]["executors"].items()
+                if (missing := missing_own_modules(ex["container"]["command"][-1]))}
+    assert not problems, f"component bodies import finegate modules that do not exist: {problems}"
+
+
+def test_gguf_dockerfile_really_installs_what_it_installs_apart():
+    text = (IMAGES / "gguf" / "Dockerfile").read_text(encoding="utf-8")
+    assert "llama_cpp_python-*.whl" in text and '"torch==' in text
+
+
+def _ignored(path: str, patterns: list[str]) -> bool:
+    ignored = False
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        pattern = pattern.lstrip("!").rstrip("/")
+        if fnmatch.fnmatch(path, pattern) or fnmatch.fnmatch(path, pattern + "/*") or \
+                (pattern.startswith("**/") and fnmatch.fnmatch(path.rsplit("/", 1)[-1], pattern[3:])):
+            ignored = not negate
+    return ignored
+
+
+def test_dockerignore_keeps_local_state_out_and_what_dockerfiles_copy_in():
+    patterns = requirement_lines(REPO / ".dockerignore")
+    for heavy in (".git", ".venv", ".cache", "runs", "data", "component/__pycache__/x.pyc"):
+        assert _ignored(heavy, patterns), f".dockerignore lets {heavy} into every build context"
+    problems = []
+    for dockerfile in sorted(IMAGES.glob("*/Dockerfile")):
+        for ins in dockerfile_instructions(dockerfile):
+            if ins.keyword == "COPY" and "--from=" not in ins.args:
+                for source in ins.args.split()[:-1]:
+                    if _ignored(source, patterns):
+                        problems.append(f"{dockerfile.relative_to(REPO)} copies {source}, which .dockerignore drops")
+                    elif not (REPO / source).exists():
+                        problems.append(f"{dockerfile.relative_to(REPO)} copies {source}, which does not exist")
+    assert not problems, "\n".join(problems)
+
+
+def test_image_python_packages_match_the_local_names():
+    # requirement names are compared canonically everywhere; a typo here would silently pin nothing.
+    for path in sorted(IMAGES.glob("*/requirements.txt")):
+        for line in requirement_lines(path):
+            assert canonical(requirement_name(line)) == requirement_name(line)
