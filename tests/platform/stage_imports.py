@@ -8,7 +8,7 @@ import ast
 import importlib.metadata as metadata
 import re
 import sys
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -97,7 +97,7 @@ def distributions_for(modules: set[str]) -> dict[str, str]:
     return {m: canonical(providers.get(m, [m])[0]) for m in modules}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _dependencies(dist: str) -> tuple[str, ...]:
     try:
         requires = metadata.requires(dist) or []

@@ -101,7 +101,7 @@ def test_dockerfiles_install_requirements_under_the_constraints():
     problems = []
     for dockerfile in sorted(IMAGES.glob("*/Dockerfile")):
         installs = pip_installs(dockerfile_instructions(dockerfile))
-        for ins, words in installs:
+        for _ins, words in installs:
             if any(w in ("-r", "--requirement") or w.startswith("torch") for w in words) or \
                     any(w.endswith(".whl") for w in words):
                 constraint = [words[i + 1] for i, w in enumerate(words[:-1]) if w in ("-c", "--constraint")]
