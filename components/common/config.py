@@ -391,6 +391,9 @@ class EvaluateSection(Section):
     # None: the median completion length of train.jsonl (the length the model learned), so the
     # baseline is as long as a real title without peeking at the test references.
     heuristic_title_chars: int | None = Field(None, ge=1)
+    # A leading prompt paragraph that opens at least this many training prompts is an instruction
+    # ("次の記事本文に…付けてください。"), not article text: the heuristic skips it and quotes the article.
+    heuristic_instruction_min_rows: int = Field(3, ge=2)
     # Gate: the fine-tuned model must beat each of these baselines on gate_metric by at least min_gain
     # (absolute, on the metric's 0..1 scale). A fine-tuned model no better than its base is not worth shipping.
     must_beat: list[Literal["base", "heuristic"]] = ["base", "heuristic"]

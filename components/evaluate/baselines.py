@@ -12,7 +12,9 @@ from __future__ import annotations
 import re
 import statistics
 import sys
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from components.common.config import RunConfig
@@ -36,26 +38,61 @@ def first_sentence(article: str) -> str:
     return text[:end].strip()
 
 
+def article_text(prompt: str, separator: str, instructions: set[str]) -> str:
+    """The prompt without its leading instruction paragraphs ("次の記事本文に…付けてください。"), so the
+    heuristic quotes the article, not the request."""
+    blocks = prompt.split(separator)
+    while len(blocks) > 1 and normalize(blocks[0]) in instructions:
+        blocks.pop(0)
+    return separator.join(blocks)
+
+
 def heuristic_title(article: str, max_chars: int) -> str:
     return first_sentence(article)[:max_chars].rstrip(_TRAILING)
 
 
-def median_title_chars(train_path: Path) -> int:
-    """Median character length of the training titles: the length the fine-tuned model learned to write."""
+@dataclass
+class HeuristicSpec:
+    """What the heuristic learns from the training split: how long a title is, and which leading
+    paragraphs of the prompts are instructions (the same paragraph opening many prompts)."""
+
+    title_chars: int
+    separator: str = "\n\n"
+    instructions: set[str] = field(default_factory=set)
+
+    def title(self, prompt: str) -> str:
+        return heuristic_title(article_text(prompt, self.separator, self.instructions), self.title_chars)
+
+
+def learn_heuristic(train_path: Path, cfg: RunConfig) -> HeuristicSpec:
+    """Title length: evaluate.heuristic_title_chars, else the median training title length (the length the
+    fine-tuned model learned to write). Instructions: a leading paragraph (split on data.alpaca_join, how
+    clean joins instruction and input) that opens at least evaluate.heuristic_instruction_min_rows
+    training prompts; clean removed duplicate articles, so only a template repeats that often."""
+    ev, separator = cfg.evaluate, cfg.data.alpaca_join
     if not train_path.is_file():
-        raise InputError(f"{train_path}: not found; the heuristic baseline takes its title length from the train "
-                         "split's completions. Give --data-dir the split stage's output, or set "
-                         "evaluate.heuristic_title_chars")
-    lengths = [len(normalize(r["completion"])) for r in read_jsonl(train_path) if r.get("completion")]
-    if not lengths:
+        if ev.heuristic_title_chars is None:
+            raise InputError(f"{train_path}: not found; the heuristic baseline takes its title length from the train "
+                             "split's completions. Give --data-dir the split stage's output, or set "
+                             "evaluate.heuristic_title_chars")
+        return HeuristicSpec(ev.heuristic_title_chars, separator)
+    rows = read_jsonl(train_path)
+    lengths = [len(normalize(r["completion"])) for r in rows if isinstance(r.get("completion"), str) and r["completion"]]
+    if ev.heuristic_title_chars is None and not lengths:
         raise InputError(f"{train_path}: no completions to measure a title length from; set evaluate.heuristic_title_chars")
-    return max(1, round(statistics.median(lengths)))
+    leads = Counter(normalize(r["prompt"].split(separator, 1)[0]) for r in rows
+                    if isinstance(r.get("prompt"), str) and separator in r["prompt"])
+    instructions = {lead for lead, n in leads.items() if n >= ev.heuristic_instruction_min_rows}
+    chars = ev.heuristic_title_chars or max(1, round(statistics.median(lengths)))
+    return HeuristicSpec(chars, separator, instructions)
 
 
-def heuristic_titles(articles: list[str], max_chars: int) -> SystemOutputs:
-    outputs = [heuristic_title(a, max_chars) for a in articles]
-    return SystemOutputs(name="heuristic", source=f"first sentence of the article, cut to {max_chars} characters",
-                         outputs=outputs, finished=[True] * len(outputs))
+def heuristic_titles(prompts: list[str], spec: HeuristicSpec) -> SystemOutputs:
+    outputs = [spec.title(p) for p in prompts]
+    skipped = f", after the {len(spec.instructions)} instruction paragraph(s) the training prompts open with" \
+        if spec.instructions else ""
+    return SystemOutputs(name="heuristic", outputs=outputs, finished=[True] * len(outputs),
+                         source=f"first sentence of the article{skipped}, cut to {spec.title_chars} characters")
 
 
 def base_tokenizer(model_dir: str | Path):

@@ -43,7 +43,7 @@ from components.evaluate.baselines import (
     base_tokenizer,
     heuristic_titles,
     hf_base_tokenizer_and_model,
-    median_title_chars,
+    learn_heuristic,
     run_hf_base,
 )
 from components.evaluate.charts import write_metrics_chart
@@ -232,7 +232,7 @@ def run_evaluate(gguf_path: str | Path, data_dir: str | Path, output_dir: str | 
         data = storage.localize(str(data_dir), Path(cache) / "data", verify=cfg.storage.verify_sha256)
         test_path = data if data.is_file() else data / "test.jsonl"
         rows = read_test_rows(test_path, ev.max_samples)
-        title_chars = ev.heuristic_title_chars or median_title_chars(test_path.parent / "train.jsonl")
+        heuristic_spec = learn_heuristic(test_path.parent / "train.jsonl", cfg)
         gguf_local = storage.localize(str(gguf_path), Path(cache) / "gguf", verify=cfg.storage.verify_sha256)
         header = check_header(gguf_local)
         base_ref = str(base_model or cfg.train.base_model)
@@ -255,7 +255,7 @@ def run_evaluate(gguf_path: str | Path, data_dir: str | Path, output_dir: str | 
             base = run_hf_base(model, tokenizer, used_articles, refs, cfg, fmt,
                                source=f"transformers on {base_ref} (no adapter)")
             del model
-    heuristic = heuristic_titles(articles, title_chars)
+    heuristic = heuristic_titles(articles, heuristic_spec)
     systems = {s.name: s for s in (finetuned, base, heuristic)}
 
     per_system: dict[str, dict[str, Any]] = {}
@@ -297,7 +297,8 @@ def run_evaluate(gguf_path: str | Path, data_dir: str | Path, output_dir: str | 
     report.details.update({
         "run_name": cfg.run.name, "gguf": str(gguf_path), "gguf_sha256": header.sha256,
         "test_file": str(test_path if not storage.is_s3(str(data_dir)) else data_dir),
-        "samples": len(rows), "base_model": base_ref, "heuristic_title_chars": title_chars,
+        "samples": len(rows), "base_model": base_ref, "heuristic_title_chars": heuristic_spec.title_chars,
+        "heuristic_instructions": sorted(heuristic_spec.instructions),
         "systems": per_system, "deltas": deltas, "judge": judge, "human_eval": human, "notes": notes,
         "thresholds": {"max_degenerate_rate": cfg.gates.max_degenerate_rate, "min_rouge_l": cfg.gates.min_rouge_l,
                        "must_beat": list(ev.must_beat), "gate_metric": ev.gate_metric, "min_gain": ev.min_gain},

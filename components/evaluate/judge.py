@@ -89,8 +89,10 @@ def _fenced_or_whole(text: str) -> list[str]:
 
 
 def _json_objects(text: str):
-    """Every JSON object embedded in `text`, in order of appearance (prose before and after is skipped)."""
-    decoder = json.JSONDecoder()
+    """Every JSON object embedded in `text`, in order of appearance (prose before and after is skipped).
+    Not strict: a raw line break inside a string (models write them, and grammar-constrained llama.cpp
+    output can contain them) does not make an otherwise clear reply unreadable."""
+    decoder = json.JSONDecoder(strict=False)
     for chunk in _fenced_or_whole(text):
         for start in (i for i, c in enumerate(chunk) if c == "{"):
             try:

@@ -17,6 +17,7 @@ JUDGE = JudgeSection()
     ('Here you go: ```\n{"score": "3"}\n``` thanks', 3.0, None),
     ('{"note": "first object has no score"} then {"score": 1.5}', 1.5, None),
     ('{"score": 4, "detail": {"nested": true}}', 4.0, None),
+    ('{ "score" : 2, "reason" : "一行目\n二行目" } ', 2.0, "一行目\n二行目"),
 ])
 def test_score_is_read_through_fences_and_surrounding_text(reply, score, reason):
     assert parse_score(reply, JUDGE) == (score, reason, None)

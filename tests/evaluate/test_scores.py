@@ -8,10 +8,11 @@ from components.common.config import RunConfig
 from components.common.errors import InputError
 from components.common.report import write_jsonl
 from components.evaluate.baselines import (
+    HeuristicSpec,
     first_sentence,
     heuristic_title,
     heuristic_titles,
-    median_title_chars,
+    learn_heuristic,
 )
 from components.evaluate.core import deltas_against, system_metrics
 from components.evaluate.systems import SystemOutputs
@@ -76,11 +77,78 @@ def test_first_sentence_ends_at_the_first_sentence_mark(article, sentence):
 
 def test_heuristic_title_is_cut_to_the_length_and_loses_dangling_punctuation():
     assert heuristic_title("週末に、近所の山を歩くようになった。", 4) == "週末に"
-    assert heuristic_titles([r["prompt"] for r in ROWS], 8).outputs == ["四十歳でピアノを", "週末に近所の山を", "在宅勤務が続き"]
+    titles = heuristic_titles([r["prompt"] for r in ROWS], HeuristicSpec(title_chars=8)).outputs
+    assert titles == ["四十歳でピアノを", "週末に近所の山を", "在宅勤務が続き"]
+
+
+def _train_rows(tmp_path, rows):
+    write_jsonl(tmp_path / "train.jsonl", [{"prompt": p, "completion": c} for p, c in rows])
+    return tmp_path / "train.jsonl"
 
 
 def test_title_length_is_the_median_training_title(tmp_path):
-    write_jsonl(tmp_path / "train.jsonl", [{"prompt": "p", "completion": "あ" * n} for n in (10, 12, 30)])
-    assert median_title_chars(tmp_path / "train.jsonl") == 12
+    path = _train_rows(tmp_path, [("本文。", "あ" * n) for n in (10, 12, 30)])
+    assert learn_heuristic(path, CFG).title_chars == 12
     with pytest.raises(InputError, match="heuristic_title_chars"):
-        median_title_chars(tmp_path / "missing.jsonl")
+        learn_heuristic(tmp_path / "missing.jsonl", CFG)
+    fixed = CFG.model_copy(update={"evaluate": CFG.evaluate.model_copy(update={"heuristic_title_chars": 5})})
+    assert learn_heuristic(tmp_path / "missing.jsonl", fixed).title_chars == 5
+
+
+def test_instruction_paragraphs_that_open_many_prompts_are_skipped(tmp_path):
+    ask = "次の記事本文にふさわしいタイトルを付けてください。"
+    rows = [(f"{ask}\n\n記事{i}の本文です。続きがあります。", "十文字のタイトル例") for i in range(3)]
+    rows.append(("朝の散歩を始めた。\n\n二段落目。", "散歩で見つけた十文字"))  # an article's own first paragraph, seen once
+    spec = learn_heuristic(_train_rows(tmp_path, rows), CFG)
+    assert spec.instructions == {ask}
+    assert spec.title(f"{ask}\n\nピアノを再開した。毎晩弾いている。") == "ピアノを再開した"
+    assert spec.title("朝の散歩を始めた。\n\n二段落目。") == "朝の散歩を始めた"
+    assert spec.title(ask) == ask[:spec.title_chars].rstrip("。")  # a prompt that is nothing but the request
+
+
+def _gate_reasons(finetuned, judge=None, **evaluate_changes):
+    from components.common.report import StageReport
+    from components.evaluate.core import _gate
+
+    base = {"rouge_l": 0.30, "bleu": 0.1, "chrf": 0.2, "degenerate_rate": 0.0, "degenerate_by_kind": {}}
+    per_system = {"finetuned": {**base, **finetuned}, "base": dict(base), "heuristic": {**base, "rouge_l": 0.25}}
+    cfg = CFG.model_copy(deep=True)
+    for key, value in evaluate_changes.items():
+        target = cfg.evaluate.judge if key.startswith("judge_") else cfg.evaluate
+        setattr(target, key.removeprefix("judge_"), value)
+    report, notes = StageReport("evaluate"), []
+    _gate(report, per_system, judge or {"status": "skipped"}, cfg, notes)
+    return report.reasons, notes
+
+
+def test_gate_fails_a_model_that_does_not_beat_its_base():
+    reasons, _ = _gate_reasons({"rouge_l": 0.29})
+    assert len(reasons) == 1 and reasons[0].startswith("fine-tuning did not beat the base baseline: rouge_l 0.290")
+    assert _gate_reasons({"rouge_l": 0.35})[0] == []
+    assert _gate_reasons({"rouge_l": 0.31}, min_gain=0.05)[0][0].startswith("fine-tuning did not beat the base")
+    assert _gate_reasons({"rouge_l": 0.29}, must_beat=["heuristic"])[0] == []
+
+
+def test_gate_fails_degenerate_or_low_scoring_models():
+    reasons, _ = _gate_reasons({"rouge_l": 0.35, "degenerate_rate": 0.28, "degenerate_by_kind": {"tag_list": 7}})
+    assert reasons == ["the quantized model's degenerate-output rate is 28.0% (tag_list 7), above "
+                       "gates.max_degenerate_rate=10.0%; see samples.jsonl flags"]
+    reasons, _ = _gate_reasons({"rouge_l": 0.15}, must_beat=[])
+    assert reasons == ["the quantized model's ROUGE-L on the test split is 0.150, under gates.min_rouge_l=0.2"]
+
+
+def test_a_failed_judge_is_a_note_unless_required():
+    failed = {"status": "failed", "error": "cannot reach http://x/v1/chat/completions", "systems": {}}
+    reasons, notes = _gate_reasons({"rouge_l": 0.35}, failed)
+    assert reasons == [] and notes == ["LLM judge failed: cannot reach http://x/v1/chat/completions "
+                                       "(advisory: evaluate.judge.required is false)"]
+    reasons, _ = _gate_reasons({"rouge_l": 0.35}, failed, judge_required=True)
+    assert reasons == ["LLM judge failed: cannot reach http://x/v1/chat/completions (evaluate.judge.required)"]
+
+
+def test_judge_thresholds_gate_only_when_set():
+    judged = {"status": "ok", "systems": {"finetuned": {"mean_score": 2.5, "malformed_rate": 0.5}}}
+    assert _gate_reasons({"rouge_l": 0.35}, judged)[0] == []
+    assert _gate_reasons({"rouge_l": 0.35}, judged, judge_min_mean_score=3)[0] == [
+        "the LLM judge's mean score for the fine-tuned model is 2.50, under evaluate.judge.min_mean_score=3"]
+    assert "unreadable 50%" in _gate_reasons({"rouge_l": 0.35}, judged, judge_required=True)[0][0]
