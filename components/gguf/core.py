@@ -110,6 +110,14 @@ def load_hf(model_dir: Path, cfg: RunConfig):
     return model, tokenizer
 
 
+def free_torch_memory() -> None:
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def _samples(held_out, decode, outputs: dict[str, list[list[int]]]) -> list[dict[str, Any]]:
     return [{"id": item.id, **{name: decode(outs[i]) for name, outs in outputs.items()}}
             for i, item in enumerate(held_out)]
@@ -137,7 +145,7 @@ def measure_fidelity(model_dir: Path, out: Path, held_rows: list[dict[str, Any]]
         logits = compare.compare_logits(hf, f16, held_out, _progress("F16 vs HF logits"))
         outputs["hf"] = compare.greedy_outputs(hf, held_out, max_new, _progress("HF greedy"))
         del hf, model
-        gc.collect()
+        free_torch_memory()
         outputs["f16"] = compare.greedy_outputs(f16, held_out, max_new, _progress("F16 greedy"))
         f16_vs_hf = {
             **compare.compare_greedy(outputs["hf"], outputs["f16"], decode),
