@@ -132,3 +132,16 @@ def test_blank_line_before_the_answer_is_skipped_not_taken_as_empty(newline_firs
     samples = read_jsonl(tmp_path / "samples.jsonl")
     assert [s["output"] for s in samples] == [t for _, t in PAIRS]
     assert report.metrics["degenerate_rate_empty"] == 0.0
+
+
+def test_model_and_splits_are_read_from_s3(learned_model_dir, title_splits, hf_cfg, s3_bucket, tmp_path):
+    from components.common import storage
+
+    storage.publish(learned_model_dir, f"s3://{s3_bucket}/run/merged")
+    storage.publish(title_splits, f"s3://{s3_bucket}/run/split")
+    cfg = hf_cfg.model_copy(deep=True)
+    cfg.hf_check.max_prompts = 2
+    report = run_hf_check(f"s3://{s3_bucket}/run/merged", f"s3://{s3_bucket}/run/split", tmp_path, cfg)
+    assert report.passed, report.reasons
+    assert [(s["split"], s["output"]) for s in read_jsonl(tmp_path / "samples.jsonl")] == [
+        ("val", PAIRS[0][1]), ("val", PAIRS[1][1]), ("test", PAIRS[3][1]), ("test", PAIRS[4][1])]
