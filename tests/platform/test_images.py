@@ -7,13 +7,8 @@ from __future__ import annotations
 import fnmatch
 import re
 
-import pytest
-import yaml
-
 from components.common import images
-from components.common.config import load_config
 from components.gguf import convert
-from pipelines.pipeline import compile_pipeline
 from tests.platform.repo_files import (
     CONSTRAINTS,
     IMAGES,
@@ -46,13 +41,6 @@ def _image_name(ref: str) -> str:
 
 def _requirements(name: str) -> list[str]:
     return requirement_lines(IMAGES / name / "requirements.txt")
-
-
-@pytest.fixture(scope="module")
-def compiled_pipeline(tmp_path_factory) -> dict:
-    path = tmp_path_factory.mktemp("compiled") / "pipeline.yaml"
-    compile_pipeline(load_config(REPO / "configs" / "production.yaml"), str(path))
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
 def test_every_component_image_has_a_dockerfile_that_build_sh_builds():
