@@ -21,6 +21,7 @@ import shutil
 import sys
 import tempfile
 import time
+from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -245,7 +246,8 @@ def _run_name(run: RunDir, cfg: RunConfig) -> str:
 
 def _terminate_quietly(client, run_id: str) -> None:
     try:
-        client.set_terminated(run_id, "FAILED")
+        with redirect_stdout(sys.stderr):
+            client.set_terminated(run_id, "FAILED")
     except Exception:  # noqa: BLE001 - the original error is the one worth raising
         pass
 

@@ -7,7 +7,8 @@ process-wide fluent state, so a library call never changes where the rest of the
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
+import sys
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 
 from components.common.config import RunConfig
@@ -49,12 +50,14 @@ def experiment_id(client, cfg: RunConfig, uri: str) -> str:
 
 @contextmanager
 def mlflow_errors(uri: str, doing: str):
-    """MLflow and HTTP failures become one-line StorageErrors naming the server and the step."""
+    """MLflow and HTTP failures become one-line StorageErrors naming the server and the step. MLflow's own
+    chatter on stdout ("View run ... at") goes to stderr: stdout carries the command's JSON result only."""
     from mlflow.exceptions import MlflowException
     from requests.exceptions import RequestException
 
     try:
-        yield
+        with redirect_stdout(sys.stderr):
+            yield
     except (MlflowException, RequestException, OSError) as exc:
         message = getattr(exc, "message", None) or str(exc)
         raise StorageError(f"MLflow at {uri}: {doing}: {message.splitlines()[0] if message else type(exc).__name__}") from exc
