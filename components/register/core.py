@@ -187,6 +187,7 @@ def _log_metrics(client, run_id: str, run: RunDir, model_id: str | None) -> int:
 
 def _register_version(client, name: str, model_id: str, run_id: str, tags: dict[str, str], description: str) -> str:
     from mlflow.exceptions import MlflowException
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
     from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 
     created = False
@@ -198,8 +199,12 @@ def _register_version(client, name: str, model_id: str, run_id: str, tags: dict[
         client.create_registered_model(name, description="finegate: LoRA fine-tuned GGUF models that passed every gate")
         created = True
     try:
-        version = client.create_model_version(name, source=f"models:/{model_id}", run_id=run_id, tags=tags,
-                                              description=description, model_id=model_id)
+        # A database registry store resolves a models:/<model_id> source through mlflow's process-wide
+        # tracking URI, not the client's (its own TODO in sqlalchemy_store.create_model_version): point that
+        # at our store for this one call, or a local registration looks in ./mlflow.db and fails.
+        with _use_tracking_uri(client.tracking_uri):
+            version = client.create_model_version(name, source=f"models:/{model_id}", run_id=run_id, tags=tags,
+                                                  description=description, model_id=model_id)
     except BaseException:
         if created:
             client.delete_registered_model(name)
