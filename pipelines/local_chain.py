@@ -61,8 +61,14 @@ def _evaluate(cfg: RunConfig, out: Path) -> StageReport:
                         base_model=cfg.train.base_model, train_dir=out / "train", reports=out)
 
 
+def _register(cfg: RunConfig, out: Path) -> StageReport:
+    from components.register.core import run_register
+
+    return run_register(out, out / "register", cfg)
+
+
 STEPS = [Step("clean", _clean), Step("split", _split), Step("train", _train), Step("hf_check", _hf_check),
-         Step("gguf", _gguf), Step("evaluate", _evaluate)]
+         Step("gguf", _gguf), Step("evaluate", _evaluate), Step("register", _register)]
 STAGE_NAMES = [s.name for s in STEPS]
 
 

@@ -21,6 +21,7 @@ from components.common.kfp_glue import config_to_json
 from components.evaluate.component import evaluate
 from components.gguf.component import gguf
 from components.hf_check.component import hf_check
+from components.register.component import register
 from components.split.component import split
 from components.train.component import train
 
@@ -59,9 +60,17 @@ def build_pipeline(cfg: RunConfig):
                                          config_json=config_json).set_display_name("gguf (gates C, D)")
                         quantized.set_cpu_request("8").set_memory_request("32G")
                         with dsl.If(quantized.outputs["Output"] == 1.0, name="gate-CD-fidelity"):
-                            evaluate(gguf_model=quantized.outputs["gguf_model"], splits=splits.outputs["splits"],
-                                     model=trained.outputs["model"], base_model=base_model,
-                                     config_json=config_json).set_display_name("evaluate")
+                            evaluated = evaluate(gguf_model=quantized.outputs["gguf_model"],
+                                                 splits=splits.outputs["splits"], model=trained.outputs["model"],
+                                                 base_model=base_model, config_json=config_json)
+                            evaluated.set_display_name("evaluate")
+                            # register refuses (and fails its task) unless every stage's report passed; never
+                            # cached: a cached task would report a version the registry may no longer hold.
+                            register(cleaned=cleaned.outputs["cleaned"], splits=splits.outputs["splits"],
+                                     model=trained.outputs["model"], samples=checked.outputs["samples"],
+                                     gguf_model=quantized.outputs["gguf_model"],
+                                     evaluation=evaluated.outputs["evaluation"],
+                                     config_json=config_json).set_display_name("register (MLflow)").set_caching_options(False)
                         with dsl.Else():
                             gate_failed(gate="gate C/D (quantization fidelity)", stage="gguf",
                                         value=quantized.outputs["Output"], threshold="passed == 1")

@@ -44,8 +44,10 @@ from components.register.tracking import client_for, experiment_id, mlflow_error
 _MAX_TAG_VALUE = 8000  # mlflow.utils.validation.MAX_TAG_VAL_LENGTH
 
 
-def run_register(run_dir: str | Path, output_dir: str | Path, cfg: RunConfig) -> StageReport:
-    run = read_run_dir(run_dir, cfg)
+def run_register(run_dir: str | Path, output_dir: str | Path, cfg: RunConfig,
+                 sources: dict[str, str] | None = None) -> StageReport:
+    """`sources`: where each stage's output really lives (KFP artifact URIs) when run_dir only links to it."""
+    run = read_run_dir(run_dir, cfg, sources)
     report = StageReport(STAGE)
     out = Path(output_dir)
     uri = tracking_uri(cfg)

@@ -44,6 +44,7 @@ class StageVerdict:
 class RunDir:
     root: Path
     verdicts: list[StageVerdict] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[StageVerdict]:
@@ -53,14 +54,14 @@ class RunDir:
         return next((v.report for v in self.verdicts if v.stage == stage and v.report), {})
 
 
-def read_run_dir(run_dir: str | Path, cfg: RunConfig) -> RunDir:
+def read_run_dir(run_dir: str | Path, cfg: RunConfig, sources: dict[str, str] | None = None) -> RunDir:
     """The required stages first (in chain order), then any other `<dir>/report.json` found beside them."""
     root = Path(run_dir)
     if not root.is_dir():
         raise InputError(f"run dir not found: {root} (give the directory `finegate run` wrote, holding <stage>/report.json)")
     required = list(cfg.register_.required_stages)
     others = sorted(p.parent.name for p in root.glob(f"*/{REPORT_NAME}") if p.parent.name not in required)
-    run = RunDir(root)
+    run = RunDir(root, sources=dict(sources or {}))
     for stage in required + [s for s in others if s != STAGE]:
         path = root / stage / REPORT_NAME
         run.verdicts.append(StageVerdict(stage, path, _read_report(path) if path.is_file() else None))
@@ -164,7 +165,7 @@ def lineage(run: RunDir, cfg: RunConfig) -> dict[str, str]:
     tags = {
         "run_name": cfg.run.name,
         "run_id": cfg.run.run_id,
-        "run_dir": str(run.root.resolve()),
+        "run_dir": None if run.sources else str(run.root.resolve()),
         "data.raw_uri": (clean.get("input") or {}).get("uri"),
         "data.raw_sha256": (clean.get("input") or {}).get("sha256"),
         "data.kept_sha256": (clean.get("outputs") or {}).get("kept.jsonl"),
@@ -174,6 +175,8 @@ def lineage(run: RunDir, cfg: RunConfig) -> dict[str, str]:
     }
     for name, digest in (split.get("outputs") or {}).items():
         tags[f"data.{Path(name).stem}_sha256"] = digest
+    for stage, uri in run.sources.items():
+        tags[f"source.{stage}"] = uri
     return {f"{TAG}{k}": str(v) for k, v in tags.items() if v not in (None, "")}
 
 
