@@ -134,9 +134,14 @@ def test_gguf_image_installs_the_pinned_cpu_torch_before_its_requirements():
 
 def test_train_image_takes_the_cuda_torch_from_pypi():
     assert "torch" in {requirement_name(line) for line in _requirements("train")}
-    text = (IMAGES / "train" / "Dockerfile").read_text(encoding="utf-8")
-    assert "whl/cpu" not in text and "+cpu" not in text and "--index-url" not in text, \
-        "images/train/Dockerfile must not point pip at the CPU wheels"
+    dockerfile = IMAGES / "train" / "Dockerfile"
+    text = dockerfile.read_text(encoding="utf-8")
+    assert "whl/cpu" not in text and "+cpu" not in text, "images/train/Dockerfile must not point pip at CPU wheels"
+    args = {i.args.split("=", 1)[0]: i.args.split("=", 1)[1] for i in dockerfile_instructions(dockerfile)
+            if i.keyword == "ARG" and "=" in i.args}
+    assert args.get("TORCH_INDEX_URL", '""') == '""', "by default the train image takes torch from PyPI (CUDA)"
+    assert "--index-url" not in text.replace("--extra-index-url", ""), \
+        "--index-url would replace PyPI for every package of the train image"
     assert "bitsandbytes" in {requirement_name(line) for line in _requirements("train")}, \
         "QLoRA (train.quantization: 4bit) needs bitsandbytes in the train image"
 
