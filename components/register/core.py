@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from components.common.config import RunConfig, dump_config
+from components.common.errors import StorageError
 from components.common.report import StageReport
 from components.register.run_dir import (
     STAGE,
@@ -55,15 +56,7 @@ def run_register(run_dir: str | Path, output_dir: str | Path, cfg: RunConfig,
                            "stages": {v.stage: v.passed for v in run.verdicts}})
     override = (cfg.gates.override_reason or "").strip()
     if run.failed and not override:
-        for verdict in run.failed:
-            report.fail(verdict.why_not())
-        report.fail("nothing registered: fix the failed stage and rerun the chain from it, or set "
-                    "gates.override_reason to a written reason (recorded with the model)")
-        if cfg.register_.log_refused_runs:
-            report.details["mlflow_run_id"] = _log_refused_run(run, cfg, uri, report.reasons)
-        report.write(out)
-        _say(f"refused: {len(run.failed)} stage(s) did not pass; nothing registered")
-        return report
+        return _refuse(run, cfg, uri, report, out)
 
     from components.gguf.header import check_header
 
@@ -81,6 +74,19 @@ def run_register(run_dir: str | Path, output_dir: str | Path, cfg: RunConfig,
 
     client = client_for(uri)
     model_name = cfg.register_.model_name or cfg.run.name
+    with mlflow_errors(uri, f"looking up '{model_name}'"):
+        existing = _version_holding(client, model_name, header.sha256)
+    if existing is not None:
+        # A retried task or a second `finegate register` of the same run: the file already is a version.
+        _say(f"{gguf_path.name} (sha256 {header.sha256[:12]}) already is {model_name} version {existing.version}; "
+             "nothing new registered")
+        report.metrics["model_version"] = int(existing.version)
+        report.details.update({"already_registered": True, "mlflow_run_id": existing.run_id,
+                               "model_name": model_name, "model_version": str(existing.version),
+                               "model_uri": f"models:/{model_name}/{existing.version}",
+                               "aliases": list(existing.aliases), "gguf": {"file": str(gguf_path), "sha256": header.sha256}})
+        report.write(out)
+        return report
     with mlflow_errors(uri, f"experiment '{cfg.register_.experiment}'"):
         exp_id = experiment_id(client, cfg, uri)
         mlrun = client.create_run(exp_id, run_name=_run_name(run, cfg), tags=tags)
@@ -214,6 +220,28 @@ def _register_version(client, name: str, model_id: str, run_id: str, tags: dict[
     # What mlflow.register_model does too: the logged model lists the versions made from it.
     client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: f'[{{"name": "{name}", "version": "{version.version}"}}]'})
     return str(version.version)
+
+
+def _refuse(run: RunDir, cfg: RunConfig, uri: str, report: StageReport, out: Path) -> StageReport:
+    for verdict in run.failed:
+        report.fail(verdict.why_not())
+    report.fail("nothing registered: fix the failed stage and rerun the chain from it, or set "
+                "gates.override_reason to a written reason (recorded with the model)")
+    if cfg.register_.log_refused_runs:
+        try:
+            report.details["mlflow_run_id"] = _log_refused_run(run, cfg, uri, report.reasons)
+        except StorageError as exc:  # the refusal stands either way; MLflow being down must not hide it
+            report.details["mlflow_error"] = str(exc)
+            _say(f"could not record the refusal in MLflow: {exc}")
+    report.write(out)
+    _say(f"refused: {len(run.failed)} stage(s) did not pass; nothing registered")
+    return report
+
+
+def _version_holding(client, name: str, digest: str):
+    """The version of `name` already holding the file with this sha256, if any."""
+    found = client.search_model_versions(f"name = '{name}' and tags.`{TAG}gguf.sha256` = '{digest}'")
+    return min(found, key=lambda v: int(v.version)) if found else None
 
 
 def _log_refused_run(run: RunDir, cfg: RunConfig, uri: str, reasons: list[str]) -> str:

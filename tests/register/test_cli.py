@@ -65,3 +65,18 @@ def test_unreachable_mlflow_exits_2_in_one_line(tmp_path, register_cfg, capsys, 
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert err[-1].startswith("finegate register: error: MLflow at http://127.0.0.1:")
+
+
+def test_refusal_stands_when_mlflow_is_down(tmp_path, register_cfg, capsys, monkeypatch):
+    from tests.fixtures.servers import free_port
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    run_dir = make_run_dir(tmp_path / "run", register_cfg, failed={"clean": "contamination 28% > 0%"})
+
+    code = main(["register", "--run-dir", str(run_dir), "--set", f"register.tracking_uri=http://127.0.0.1:{free_port()}"])
+
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "gate failed: register: stage 'clean' failed: contamination 28% > 0%" in captured.err
+    assert "could not record the refusal in MLflow" in captured.err
+    assert json.loads(captured.out)["mlflow_error"].startswith("MLflow at http://127.0.0.1:")

@@ -159,3 +159,16 @@ def test_second_run_becomes_version_2_and_takes_the_challenger_alias(tmp_path, r
     assert (first.details["model_version"], second.details["model_version"]) == ("1", "2")
     assert client.get_model_version_by_alias(name, "challenger").version == "2"
     assert client.get_model_version(name, "1").aliases == []
+
+
+def test_registering_the_same_gguf_again_returns_its_existing_version(tmp_path, register_cfg, client):
+    run_dir = make_run_dir(tmp_path / "run", register_cfg)
+    first = run_register(run_dir, run_dir / "register", register_cfg)
+
+    again = run_register(run_dir, run_dir / "register", register_cfg)
+
+    name = register_cfg.register_.model_name
+    assert again.passed and again.details["already_registered"] is True
+    assert again.details["model_version"] == first.details["model_version"] == "1"
+    assert again.details["mlflow_run_id"] == first.details["mlflow_run_id"]
+    assert [v.version for v in client.search_model_versions(f"name = '{name}'")] == ["1"]
