@@ -21,6 +21,7 @@ from components.common.errors import FinegateError
 COMMAND_MODULES = [
     "components.clean.cli",
     "components.split.cli",
+    "components.train.cli",
     "components.train.overfit_cli",
     "components.hf_check.cli",
     "components.gguf.cli",

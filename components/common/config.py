@@ -238,45 +238,82 @@ class OverfitSection(Section):
 
 
 class TrainSection(Section):
-    base_model: str = ".cache/tiny-base"
-    trust_remote_code: bool = False
-    quantization: Literal["none", "4bit"] = "none"
+    """`finegate train`: LoRA SFT with trl; every field is described in components/train/core.py."""
+
+    base_model: str = Field(".cache/tiny-base", description="Hub id, local folder or s3:// prefix (safetensors only).")
+    trust_remote_code: bool = False  # a hub model's own Python code runs only when a person turns this on
+    quantization: Literal["none", "4bit"] = Field("none", description="4bit = QLoRA (bitsandbytes NF4); needs CUDA.")
     lora: LoraSection = LoraSection()
     learning_rate: float = 2e-4
     lr_scheduler: str = "cosine"
-    warmup_ratio: float = 0.05
-    num_epochs: float = 2
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of the steps spent warming up (standard: 3-10%).")
+    num_epochs: float = Field(2, gt=0)
     max_steps: int = Field(-1, description="Caps training steps (tests, smoke runs); -1 means no cap.")
-    per_device_batch_size: int = 8
-    gradient_accumulation_steps: int = 1
-    max_seq_length: int = 512
+    per_device_batch_size: int = Field(8, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    max_seq_length: int = Field(512, ge=8, description="Tokens per example; rows whose completion would not fit at all are dropped and counted.")
+    # Padding-free batches (trl flattens the batch into one row with position_ids; the attention keeps
+    # examples apart) train on real tokens only; packing additionally fills rows up to max_seq_length.
     packing: bool = False
+    packing_strategy: Literal["bfd", "bfd_split", "wrapped"] = "bfd"
     padding_free: bool = True
-    eval_steps: int = 20
-    save_steps: int = 20
-    logging_steps: int = 5
-    early_stopping_patience: int = 3
-    early_stopping_threshold: float = 0.0
+    eval_steps: int = Field(20, ge=1, description="Validation loss every this many optimizer steps.")
+    save_steps: int = Field(20, ge=1, description="A checkpoint every this many steps; a multiple of eval_steps.")
+    save_total_limit: int | None = Field(3, ge=1, description="Local checkpoints kept (the best one always is); the mirror keeps all.")
+    logging_steps: int = Field(5, ge=1)
+    early_stopping_patience: int = Field(3, ge=1, description="Evaluations without improvement before training stops.")
+    early_stopping_threshold: float = Field(0.0, ge=0, description="How much val loss must fall to count as improvement.")
     checkpoint_uri: str | None = Field(None, description="Local dir or s3:// prefix; checkpoints are mirrored here at every save.")
+    resume: bool = Field(True, description="With run.run_id and checkpoint_uri: resume from the newest complete mirrored checkpoint.")
+    keep_local_checkpoints: bool = Field(False, description="Keep output_dir/checkpoints after a successful run (the mirror keeps them anyway).")
     prompt_template: str = "### 指示\n{prompt}\n\n### タイトル\n"
     policy: PolicySection = PolicySection()
     policy_override_reason: str | None = None
     overfit: OverfitSection = OverfitSection()
 
+    @field_validator("prompt_template")
+    @classmethod
+    def _template_has_prompt(cls, v: str) -> str:
+        try:
+            v.format(prompt="")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"train.prompt_template must contain {{prompt}} and no other field: {exc}") from None
+        if "{prompt}" not in v:
+            raise ValueError("train.prompt_template must contain {prompt}")
+        return v
+
+    @model_validator(mode="after")
+    def _saves_land_on_evaluations(self) -> TrainSection:
+        # The best checkpoint can only be restored if a save happens at every evaluation that may be the best.
+        if self.save_steps % self.eval_steps:
+            raise ValueError(f"train.save_steps ({self.save_steps}) must be a multiple of train.eval_steps "
+                             f"({self.eval_steps}) so the best checkpoint can be restored")
+        return self
+
 
 class TinyBaseSection(Section):
-    vocab_size: int = 2000
-    hidden_size: int = 256
-    intermediate_size: int = 768
-    num_layers: int = 2
-    num_heads: int = 4
-    num_kv_heads: int = 2
+    """`finegate make-tiny-base`: the locally built stand-in for a hub model (demo, tests, CI)."""
+
+    vocab_size: int = Field(2000, ge=300, description="SentencePiece BPE vocabulary, 256 byte-fallback pieces included.")
+    character_coverage: float = Field(0.9995, gt=0, le=1, description="Rarer characters fall back to bytes.")
+    # Multiples of 256: llama.cpp k-quants (Q4_K_M) quantize rows in 256-wide super-blocks.
+    hidden_size: int = Field(256, ge=256)
+    intermediate_size: int = Field(512, ge=256)
+    num_layers: int = Field(2, ge=1)
+    num_heads: int = Field(4, ge=1)
+    num_kv_heads: int = Field(2, ge=1)
     max_position_embeddings: int = 512
-    pretrain_steps: int = 300
-    learning_rate: float = 3e-3
-    batch_size: int = 16
-    seq_length: int = 128
+    # About a minute of one CPU core: enough for the model to write Japanese in the sample's style.
+    pretrain_steps: int = Field(250, ge=0)
+    learning_rate: float = Field(3e-3, gt=0)
+    warmup_fraction: float = Field(0.05, ge=0, lt=1)
+    batch_size: int = Field(8, ge=1)
+    seq_length: int = Field(128, ge=8)
     seed: int = 0
+    # Pre-train on the template-formatted body->title pairs of clean rows too, so the base knows the format weakly.
+    include_prompt_pairs: bool = True
+    # Leave the rows the split stage (same config) puts in val/test out of pre-training: no memorised eval text.
+    hold_out_eval_splits: bool = True
 
 
 class DegenerateSection(Section):

@@ -1,0 +1,359 @@
+"""The train stage: LoRA supervised fine-tuning with trl, gated by the standard and by gate A.
+
+    finegate train --data-dir runs/demo/split --base-model .cache/tiny-base --output-dir runs/demo/train
+    finegate train --data-dir s3://runs/x/split --base-model s3://models/base --output-dir out \\
+        --set run.run_id=x --set train.checkpoint_uri=s3://ckpt/train
+
+    run_train(data_dir, base_model, output_dir, cfg) -> StageReport
+
+Reads `train.jsonl` and `val.jsonl` (rows with `prompt` and `completion`) from the split stage. Writes:
+`adapter/` (LoRA weights + tokenizer), `merged/` (base + LoRA merged, safetensors, tokenizer with
+`tokenizer.model`), `trainer_state.json`, `loss_curve.png` and `report.json`.
+
+What it does, in order, and the setting that controls each step:
+1. Policy check before any compute (`train.policy.*`, components/train/policy.py): LoRA rank, alpha,
+   rsLoRA, dropout, target modules, learning rate, scheduler, warmup share, epochs, a validation split.
+   A violation fails the stage naming setting, allowed range and rule, unless `train.policy_override_reason`
+   says why, which the report then carries.
+2. QLoRA (`train.quantization=4bit`) needs CUDA and bitsandbytes; without them the stage says so and stops.
+3. Base model from a hub id, a folder or an s3:// prefix (`train.base_model` or --base-model; S3 objects are
+   verified by sha256), safetensors only, `train.trust_remote_code` off unless turned on.
+4. Prompt/completion examples (components/train/examples.py): the model's chat template when it has one,
+   else `train.prompt_template`; EOS appended; loss on the completion only; rows whose completion does not
+   fit `train.max_seq_length` at all are dropped and counted (`dropped_rows`).
+5. trl `SFTTrainer` + peft `LoraConfig` (`train.lora.*`): `train.learning_rate`, `train.lr_scheduler`,
+   `train.warmup_ratio`, `train.num_epochs`, `train.max_steps`, `train.per_device_batch_size`,
+   `train.gradient_accumulation_steps`; padding-free batches (`train.padding_free`) or packing
+   (`train.packing`, `train.packing_strategy`); bf16 on CUDA, fp32 on CPU; seed `run.seed`.
+6. Validation loss every `train.eval_steps`; early stopping after `train.early_stopping_patience`
+   evaluations without an improvement of `train.early_stopping_threshold`; the best checkpoint is restored.
+7. Checkpoints every `train.save_steps`, mirrored to `train.checkpoint_uri`/<run.run_id>/ with sha256 and a
+   completion marker (components/train/checkpoints.py). Started again with the same `run.run_id`, the stage
+   resumes from the newest complete checkpoint (weights, optimizer, scheduler, RNG) (`train.resume`).
+8. Overfitting verdict (`train.overfit.*`, components/train/overfit.py) and loss_curve.png.
+9. Gate A: `best_val_loss` above `gates.max_val_loss` fails; an overfitting verdict fails when
+   `gates.fail_on_overfit`. `best_val_loss` is also the stage's single float output for the pipeline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from components.common import storage
+from components.common.config import RunConfig, dump_config
+from components.common.errors import ConfigError, InputError
+from components.common.report import StageReport
+from components.train.checkpoints import CheckpointMirror, mirror_callback
+from components.train.examples import EncodedSplit, encode_rows, read_split, uses_chat_template
+from components.train.policy import check_policy
+
+STAGE = "train"
+CHECKPOINTS = "checkpoints"
+# Settings that change nothing about the numbers a run produces: a resumed run may differ in these.
+_NOT_SHAPING_TRAINING = {"checkpoint_uri", "resume", "keep_local_checkpoints", "policy", "policy_override_reason",
+                         "overfit", "base_model"}
+
+
+def run_train(data_dir: str | Path, base_model: str | None, output_dir: str | Path, cfg: RunConfig) -> StageReport:
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report = StageReport(STAGE)
+    base_model = base_model or cfg.train.base_model
+    with tempfile.TemporaryDirectory(prefix="finegate-train-") as tmp:
+        data = storage.localize(str(data_dir), Path(tmp) / "data", verify=cfg.storage.verify_sha256)
+        train_rows, val_rows = read_split(data / "train.jsonl"), read_split(data / "val.jsonl")
+        if not train_rows:
+            raise InputError(f"{data_dir}: train.jsonl is missing or empty; give the split stage's output folder")
+
+        policy = check_policy(cfg.train, len(val_rows))
+        report.details["policy"] = policy.to_dict()
+        if not policy.passed:
+            for violation in policy.violations:
+                report.fail(f"policy: {violation.message}; set train.policy_override_reason to go ahead anyway")
+            report.write(out)
+            return report
+        if policy.violations:
+            print(f"train: policy overridden ({policy.override_reason}): "
+                  + "; ".join(v.message for v in policy.violations), file=sys.stderr)
+
+        _check_hardware(cfg)
+        model_dir = _localize_model(base_model, Path(tmp) / "base", cfg)
+        _train(train_rows, val_rows, model_dir, base_model, out, cfg, report, _digest(data, base_model, cfg))
+    return report
+
+
+def _check_hardware(cfg: RunConfig) -> None:
+    if cfg.train.quantization != "4bit":
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError("train.quantization=4bit (QLoRA) needs a CUDA GPU: bitsandbytes' 4-bit kernels do not run "
+                          "on CPU and this machine has no CUDA device. Train in full precision with "
+                          "train.quantization=none, or run on a GPU node.")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise ConfigError("train.quantization=4bit (QLoRA) needs the bitsandbytes package, which is not installed "
+                          "here (it ships in the GPU train image)") from None
+
+
+def _localize_model(base_model: str, cache: Path, cfg: RunConfig) -> Path | str:
+    """A local folder for s3:// and folder bases; a hub id is passed through to from_pretrained."""
+    if storage.is_s3(base_model) or Path(base_model).exists():
+        local = storage.localize(base_model, cache, verify=cfg.storage.verify_sha256)
+        if not local.is_dir():
+            raise InputError(f"{base_model}: a base model is a folder (config.json, *.safetensors, tokenizer)")
+        if not any(local.glob("*.safetensors")):
+            found = sorted(p.name for p in local.iterdir())
+            raise InputError(f"{base_model}: no *.safetensors weights (found {found}); only safetensors are "
+                             "loaded, pickled *.bin weights can run code")
+        return local
+    if base_model.count("/") > 1 or base_model.startswith((".", "/")):
+        raise InputError(f"{base_model}: no such folder (and not a hub id like org/name)")
+    return base_model
+
+
+def _digest(data: Path, base_model: str, cfg: RunConfig) -> str:
+    """What a resumed run must share with the one that wrote the checkpoint: data, base model, settings."""
+    train_settings = {k: v for k, v in dump_config(cfg)["train"].items() if k not in _NOT_SHAPING_TRAINING}
+    parts = {"train": train_settings, "seed": cfg.run.seed, "base_model": base_model,
+             "data": {name: storage.sha256_file(data / name) for name in ("train.jsonl", "val.jsonl")}}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _load(model_dir: Path | str, cfg: RunConfig):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cuda = torch.cuda.is_available()
+    kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if cuda else torch.float32, "use_safetensors": True,
+                              "trust_remote_code": cfg.train.trust_remote_code}
+    if cfg.train.quantization == "4bit":
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=cfg.train.trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
+    except OSError as exc:
+        raise InputError(f"{model_dir}: cannot load the base model: {exc}") from None
+    except ValueError as exc:
+        if "trust_remote_code" in str(exc):
+            raise ConfigError(f"{model_dir}: this model needs its own code; set train.trust_remote_code=true "
+                              "only if you trust it") from None
+        raise
+    return model, tokenizer, cuda
+
+
+def _encode(rows, tokenizer, cfg: RunConfig, name: str) -> EncodedSplit:
+    encoded = encode_rows(rows, tokenizer, cfg.train.prompt_template, cfg.train.max_seq_length)
+    if encoded.dropped:
+        print(f"train: {len(encoded.dropped)} {name} rows dropped: not one completion token fits in "
+              f"train.max_seq_length={cfg.train.max_seq_length} (ids {encoded.dropped[:10]})", file=sys.stderr)
+    if not encoded.input_ids:
+        raise InputError(f"every {name} row was dropped: no completion fits in train.max_seq_length="
+                         f"{cfg.train.max_seq_length}; raise it")
+    return encoded
+
+
+def sft_config(cfg: RunConfig, output_dir: Path, cuda: bool):
+    from trl import SFTConfig
+
+    t = cfg.train
+    # Padding-free batches without packing are not truncated by trl: examples.py already did it.
+    max_length = None if t.padding_free and not t.packing else t.max_seq_length
+    return SFTConfig(
+        output_dir=str(output_dir), seed=cfg.run.seed, data_seed=cfg.run.seed,
+        num_train_epochs=t.num_epochs, max_steps=t.max_steps,
+        per_device_train_batch_size=t.per_device_batch_size, per_device_eval_batch_size=t.per_device_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        learning_rate=t.learning_rate, lr_scheduler_type=t.lr_scheduler,
+        warmup_steps=t.warmup_ratio,  # transformers 5: a float below 1 is a share of the steps
+        eval_strategy="steps", eval_steps=t.eval_steps, save_strategy="steps", save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit, logging_steps=t.logging_steps,
+        load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
+        bf16=cuda, use_cpu=not cuda,
+        max_length=max_length, packing=t.packing, packing_strategy=t.packing_strategy,
+        padding_free=t.padding_free, completion_only_loss=True,
+        include_num_input_tokens_seen="non_padding", report_to="none", disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+
+
+def lora_config(cfg: RunConfig):
+    from peft import LoraConfig
+
+    lora = cfg.train.lora
+    return LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout, use_rslora=lora.use_rslora,
+                      target_modules=list(lora.target_modules), bias="none", task_type="CAUSAL_LM")
+
+
+def real_token_share(trainer) -> float:
+    """Share of the token slots in the training batches that hold an example's tokens rather than padding,
+    over one epoch drawn with a private generator (the Trainer's own RNG stays untouched)."""
+    import torch
+    from torch.utils.data import DataLoader, RandomSampler
+
+    dataset = trainer.train_dataset
+    counted = {"real": 0}
+
+    def collate(examples):
+        counted["real"] += sum(len(e["input_ids"]) for e in examples)
+        return trainer.data_collator(examples)
+
+    loader = DataLoader(dataset, batch_size=trainer.args.per_device_train_batch_size, collate_fn=collate,
+                        sampler=RandomSampler(dataset, generator=torch.Generator().manual_seed(0)))
+    slots = sum(batch["input_ids"].numel() for batch in loader)
+    return counted["real"] / slots if slots else 0.0
+
+
+class _Progress:
+    """Prints training progress to stderr and measures tokens per second of the training session."""
+
+    def __new__(cls):
+        from transformers import TrainerCallback
+
+        class Progress(TrainerCallback):
+            started = tokens_at_start = None
+            seconds = tokens = 0.0
+
+            def on_train_begin(self, args, state, control, **kwargs):
+                self.started, self.tokens_at_start = time.monotonic(), state.num_input_tokens_seen
+
+            def on_train_end(self, args, state, control, **kwargs):
+                self.seconds = time.monotonic() - self.started
+                self.tokens = state.num_input_tokens_seen - self.tokens_at_start
+
+            def on_log(self, args, state, control, logs=None, **kwargs):
+                logs = logs or {}
+                parts = [f"{k.replace('eval_', 'val_')} {logs[k]:.4f}" for k in ("loss", "eval_loss") if k in logs]
+                if parts:
+                    print(f"train: step {state.global_step}/{state.max_steps} " + " ".join(parts),
+                          file=sys.stderr, flush=True)
+
+        return Progress()
+
+
+def _train(train_rows, val_rows, model_dir, base_model: str, out: Path, cfg: RunConfig, report: StageReport,
+           settings_digest: str) -> None:
+    from transformers import EarlyStoppingCallback
+    from trl import SFTTrainer
+
+    from components.train.loss_curve import plot_loss_curves
+    from components.train.overfit import detect_overfitting
+
+    model, tokenizer, cuda = _load(model_dir, cfg)
+    train_set, val_set = _encode(train_rows, tokenizer, cfg, "train"), _encode(val_rows, tokenizer, cfg, "val")
+
+    checkpoints = out / CHECKPOINTS
+    shutil.rmtree(checkpoints, ignore_errors=True)  # scratch: the mirror, not this folder, is what resumes
+    callbacks = [EarlyStoppingCallback(cfg.train.early_stopping_patience, cfg.train.early_stopping_threshold)]
+    progress = _Progress()
+    callbacks.append(progress)
+    resumed_from, run_id = None, cfg.run.run_id
+    if cfg.train.checkpoint_uri:
+        if run_id is None:
+            run_id = f"train-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+            print(f"train: run.run_id not set; checkpoints go under {run_id} and this run cannot be resumed "
+                  "by id", file=sys.stderr)
+        mirror = CheckpointMirror(cfg.train.checkpoint_uri, run_id, settings_digest)
+        callbacks.append(mirror_callback(mirror))
+        if cfg.train.resume:
+            resumed_from = mirror.restore_latest(checkpoints)
+            if resumed_from is not None:
+                print(f"train: resuming from {mirror.prefix}/{resumed_from.name}", file=sys.stderr)
+
+    trainer = SFTTrainer(model=model, args=sft_config(cfg, checkpoints, cuda), train_dataset=train_set.as_dataset(),
+                         eval_dataset=val_set.as_dataset(), processing_class=tokenizer, peft_config=lora_config(cfg),
+                         callbacks=callbacks)
+    share = real_token_share(trainer)
+    trainer.train(resume_from_checkpoint=str(resumed_from) if resumed_from else None)
+
+    state = trainer.state
+    state.save_to_json(str(out / "trainer_state.json"))
+    early = next(cb for cb in trainer.callback_handler.callbacks if isinstance(cb, EarlyStoppingCallback))
+    early_stop_step = state.global_step if early.early_stopping_patience_counter >= early.early_stopping_patience \
+        else None
+    best_step = state.best_global_step
+    best_val_loss = float(state.best_metric) if state.best_metric is not None else float("nan")
+
+    trainer.model.save_pretrained(str(out / "adapter"))
+    tokenizer.save_pretrained(str(out / "adapter"))
+    _merge(model_dir, out, tokenizer, cfg)
+
+    verdict = detect_overfitting(state.log_history, cfg.train.overfit)
+    plot_loss_curves(state.log_history, out / "loss_curve.png", verdict=verdict, best_step=best_step,
+                     early_stop_step=early_stop_step, cfg=cfg.train.overfit)
+
+    train_losses = [e["loss"] for e in state.log_history if "loss" in e]
+    report.metrics.update({
+        "best_val_loss": best_val_loss, "best_step": best_step, "early_stop_step": early_stop_step,
+        "global_step": state.global_step, "max_steps": state.max_steps, "epochs": state.epoch,
+        "final_train_loss": train_losses[-1] if train_losses else None,
+        "train_rows": len(train_set.input_ids), "val_rows": len(val_set.input_ids),
+        "dropped_rows": len(train_set.dropped) + len(val_set.dropped),
+        "truncated_completions": train_set.truncated + val_set.truncated,
+        "train_tokens": train_set.tokens, "real_token_share": round(share, 4),
+        "tokens_per_second": round(progress.tokens / progress.seconds, 1) if progress.seconds else None,
+        "train_seconds": round(progress.seconds, 1), "resumed_from_step": state_step(resumed_from),
+        "overfit": verdict.overfit,
+    })
+    report.details.update({
+        "base_model": base_model, "run_id": run_id,
+        "prompt_format": "chat_template" if uses_chat_template(tokenizer) else "prompt_template",
+        "prompt_template": None if uses_chat_template(tokenizer) else cfg.train.prompt_template,
+        "dropped_row_ids": {"train": train_set.dropped, "val": val_set.dropped},
+        "checkpoints": f"{cfg.train.checkpoint_uri.rstrip('/')}/{run_id}" if cfg.train.checkpoint_uri else None,
+        "overfitting": verdict.to_dict(),
+        "artifacts": ["adapter/", "merged/", "trainer_state.json", "loss_curve.png"],
+    })
+    _gate(report, best_val_loss, verdict, cfg)
+    report.write(out)
+    if not cfg.train.keep_local_checkpoints and cfg.train.checkpoint_uri:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    print(f"train: best val loss {best_val_loss:.4f} at step {best_step}"
+          + (f", early stop at {early_stop_step}" if early_stop_step else "")
+          + f"; overfitting: {verdict.verdict}; gate A {'passed' if report.passed else 'FAILED'}", file=sys.stderr)
+
+
+def state_step(checkpoint: Path | None) -> int | None:
+    return int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint is not None else None
+
+
+def _merge(model_dir, out: Path, tokenizer, cfg: RunConfig) -> None:
+    """Base + adapter merged into plain weights (reloaded unquantized, so QLoRA runs merge cleanly too)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    base = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype, use_safetensors=True,
+                                                trust_remote_code=cfg.train.trust_remote_code)
+    merged = PeftModel.from_pretrained(base, str(out / "adapter")).merge_and_unload()
+    merged.save_pretrained(str(out / "merged"))
+    tokenizer.save_pretrained(str(out / "merged"))
+    # llama.cpp's converter reads tokenizer.model; without it, it falls back to a BPE hash check.
+    source = Path(str(model_dir)) / "tokenizer.model"
+    if source.is_file() and not (out / "merged" / "tokenizer.model").is_file():
+        shutil.copy2(source, out / "merged" / "tokenizer.model")
+
+
+def _gate(report: StageReport, best_val_loss: float, verdict, cfg: RunConfig) -> None:
+    gates = cfg.gates
+    if not best_val_loss <= gates.max_val_loss:
+        report.fail(f"gate A: best validation loss {best_val_loss:.4f} is above gates.max_val_loss="
+                    f"{gates.max_val_loss}; train longer, fix the data or raise the threshold with a reason")
+    if verdict.overfit and gates.fail_on_overfit:
+        report.fail("gate A: overfitting: " + "; ".join(verdict.reasons)
+                    + " (see loss_curve.png; set gates.fail_on_overfit=false only with a written reason)")
