@@ -12,7 +12,7 @@ Every threshold comes from the run config compiled into the pipeline (`config_js
 CLI and the tests use; `finegate compile --config FILE` writes the YAML for a cluster.
 """
 
-from kfp import dsl
+from kfp import dsl, kubernetes
 
 from components.clean.component import clean
 from components.common.config import RunConfig
@@ -35,6 +35,25 @@ def gate_failed(gate: str, stage: str, value: float, threshold: str) -> None:
                      f"see that task's metrics and report.json for the reasons")
 
 
+S3_SECRET = "finegate-s3"
+S3_ENV_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")
+ENDPOINTS_CONFIG_MAP = "finegate-endpoints"
+
+
+def on_cluster(task, gpu: bool = False, cpu: str | None = None, memory: str | None = None):
+    """What a stage's pod needs on a cluster: S3 credentials (k8s/secrets), and for GPU stages one NVIDIA GPU
+    plus a toleration for tainted GPU pools. Ignored by KFP's local runner."""
+    kubernetes.use_secret_as_env(task, secret_name=S3_SECRET, secret_key_to_env={k: k for k in S3_ENV_KEYS})
+    if gpu:
+        task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
+        kubernetes.add_toleration(task, key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")
+    if cpu:
+        task.set_cpu_request(cpu)
+    if memory:
+        task.set_memory_request(memory)
+    return task
+
+
 def build_pipeline(cfg: RunConfig):
     """The pipeline function for one run config (its thresholds and defaults baked in)."""
     config_json = config_to_json(cfg)
@@ -44,33 +63,35 @@ def build_pipeline(cfg: RunConfig):
     def finegate_pipeline(raw_data_uri: str = cfg.data.input, base_model: str = cfg.train.base_model,
                           config_json: str = config_json):
         cleaned = clean(raw_data_uri=raw_data_uri, config_json=config_json).set_display_name("clean (gate 0)")
+        on_cluster(cleaned)
         with dsl.If(cleaned.outputs["Output"] == 1.0, name="gate-0-data"):
-            splits = split(cleaned=cleaned.outputs["cleaned"], config_json=config_json)
+            splits = on_cluster(split(cleaned=cleaned.outputs["cleaned"], config_json=config_json))
             with dsl.If(splits.outputs["Output"] == 1.0, name="leak-free-split"):
                 trained = train(splits=splits.outputs["splits"], base_model=base_model, config_json=config_json)
-                trained.set_display_name("train (gate A)")
-                trained.set_cpu_request("4").set_memory_request("32G")
-                trained.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
+                on_cluster(trained.set_display_name("train (gate A)"), gpu=True, cpu="4", memory="32G")
                 with dsl.If(trained.outputs["Output"] <= max_val_loss, name="gate-A-val-loss"):
                     checked = hf_check(model=trained.outputs["model"], splits=splits.outputs["splits"],
                                        config_json=config_json).set_display_name("hf_check (gate B)")
-                    checked.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
+                    on_cluster(checked, gpu=True, cpu="4", memory="32G")
                     with dsl.If(checked.outputs["Output"] == 1.0, name="gate-B-inference"):
                         quantized = gguf(model=trained.outputs["model"], splits=splits.outputs["splits"],
                                          config_json=config_json).set_display_name("gguf (gates C, D)")
-                        quantized.set_cpu_request("8").set_memory_request("32G")
+                        on_cluster(quantized, cpu="8", memory="32G")
                         with dsl.If(quantized.outputs["Output"] == 1.0, name="gate-CD-fidelity"):
                             evaluated = evaluate(gguf_model=quantized.outputs["gguf_model"],
                                                  splits=splits.outputs["splits"], model=trained.outputs["model"],
                                                  base_model=base_model, config_json=config_json)
-                            evaluated.set_display_name("evaluate")
+                            on_cluster(evaluated.set_display_name("evaluate"), cpu="8", memory="16G")
                             # register refuses (and fails its task) unless every stage's report passed; never
                             # cached: a cached task would report a version the registry may no longer hold.
-                            register(cleaned=cleaned.outputs["cleaned"], splits=splits.outputs["splits"],
-                                     model=trained.outputs["model"], samples=checked.outputs["samples"],
-                                     gguf_model=quantized.outputs["gguf_model"],
-                                     evaluation=evaluated.outputs["evaluation"],
-                                     config_json=config_json).set_display_name("register (MLflow)").set_caching_options(False)
+                            registered = register(cleaned=cleaned.outputs["cleaned"], splits=splits.outputs["splits"],
+                                                  model=trained.outputs["model"], samples=checked.outputs["samples"],
+                                                  gguf_model=quantized.outputs["gguf_model"],
+                                                  evaluation=evaluated.outputs["evaluation"], config_json=config_json)
+                            registered.set_display_name("register (MLflow)").set_caching_options(False)
+                            on_cluster(registered)
+                            kubernetes.use_config_map_as_env(registered, config_map_name=ENDPOINTS_CONFIG_MAP,
+                                                             config_map_key_to_env={"MLFLOW_TRACKING_URI": "MLFLOW_TRACKING_URI"})
                         with dsl.Else():
                             gate_failed(gate="gate C/D (quantization fidelity)", stage="gguf",
                                         value=quantized.outputs["Output"], threshold="passed == 1")

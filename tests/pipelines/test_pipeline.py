@@ -29,7 +29,8 @@ def _conditions(spec: dict) -> list[str]:
 
 def test_compiled_pipeline_gates_every_stage(tmp_path):
     cfg = load_config(None, ["gates.max_val_loss=1.75"])
-    spec = yaml.safe_load(open(compile_pipeline(cfg, str(tmp_path / "p.yaml"))))
+    # The pipeline spec, then the kubernetes platform spec (kfp-kubernetes settings).
+    spec, platform = yaml.safe_load_all(open(compile_pipeline(cfg, str(tmp_path / "p.yaml"))))
     conditions = _conditions(spec)
     assert any("clean-Output" in c and "== 1.0" in c for c in conditions)
     assert any("train-Output" in c and "<= 1.75" in c for c in conditions), "gate A compares best_val_loss"
@@ -38,6 +39,9 @@ def test_compiled_pipeline_gates_every_stage(tmp_path):
     executors = spec["deploymentSpec"]["executors"]
     train_exec = next(v for k, v in executors.items() if k.startswith("exec-train"))
     assert train_exec["container"]["resources"]["accelerator"]["resourceType"] == "nvidia.com/gpu"
+    train_platform = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-train"]
+    assert train_platform["tolerations"][0]["key"] == "nvidia.com/gpu"
+    assert train_platform["secretAsEnv"][0]["secretName"] == "finegate-s3"
     defaults = spec["root"]["inputDefinitions"]["parameters"]
     assert json.loads(defaults["config_json"]["defaultValue"])["gates"]["max_val_loss"] == 1.75
 

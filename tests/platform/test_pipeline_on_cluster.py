@@ -51,9 +51,6 @@ def test_secrets_and_config_maps_the_pipeline_reads_exist_with_their_keys(compil
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.xfail(strict=True, reason="pipelines/pipeline.py does not attach the finegate-s3 Secret to its tasks "
-                   "yet (kfp-kubernetes use_secret_as_env; k8s/README.md 'Credentials in pipeline pods'); "
-                   "remove this marker when it does")
 def test_every_stage_task_gets_the_s3_credentials(compiled_documents, compiled_pipeline):
     settings = _platform_executors(compiled_documents)
     stages = [e for e in compiled_pipeline["deploymentSpec"]["executors"] if not e.startswith("exec-gate-failed")]
