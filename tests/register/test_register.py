@@ -172,3 +172,24 @@ def test_registering_the_same_gguf_again_returns_its_existing_version(tmp_path, 
     assert again.details["model_version"] == first.details["model_version"] == "1"
     assert again.details["mlflow_run_id"] == first.details["mlflow_run_id"]
     assert [v.version for v in client.search_model_versions(f"name = '{name}'")] == ["1"]
+
+
+def test_lineage_tags_come_from_the_real_clean_and_split_reports(tmp_path, register_cfg, client, sample_splits,
+                                                                 sample_path):
+    import shutil
+
+    run_dir = make_run_dir(tmp_path / "run", register_cfg)
+    for stage in ("clean", "split"):
+        shutil.rmtree(run_dir / stage)
+        shutil.copytree(sample_splits.parent / stage, run_dir / stage)
+
+    report = run_register(run_dir, run_dir / "register", register_cfg)
+
+    assert report.passed, report.reasons
+    tags = client.get_model_version(register_cfg.register_.model_name, report.details["model_version"]).tags
+    assert tags["finegate.data.raw_sha256"] == sha256_file(sample_path)
+    assert tags["finegate.data.kept_sha256"] == sha256_file(run_dir / "clean" / "kept.jsonl")
+    for split in ("train", "val", "test"):
+        assert tags[f"finegate.data.{split}_sha256"] == sha256_file(run_dir / "split" / f"{split}.jsonl")
+    metrics = client.get_run(report.details["mlflow_run_id"]).data.metrics
+    assert metrics["split.train_rows"] == sum(1 for _ in open(run_dir / "split" / "train.jsonl", encoding="utf-8"))
