@@ -63,7 +63,7 @@ def test_pipeline_registers_after_evaluate_inside_the_last_gate_uncached(tmp_pat
     from components.common.images import GGUF_IMAGE
     from pipelines.pipeline import compile_pipeline
 
-    spec = yaml.safe_load(open(compile_pipeline(load_config(None), str(tmp_path / "p.yaml"))))
+    spec = next(yaml.safe_load_all(open(compile_pipeline(load_config(None), str(tmp_path / "p.yaml")))))
     holder = next(c for c in spec["components"].values() if "register" in c.get("dag", {}).get("tasks", {}))
     task = holder["dag"]["tasks"]["register"]
     assert "evaluate" in holder["dag"]["tasks"], "register runs in the same gate as evaluate"
