@@ -16,7 +16,8 @@ returns the kinds below that apply, in this order; an empty list means the outpu
 
 Natural titles stay unflagged: a single separator (ピアノ再開｜40歳の挑戦), brackets (【保存版】), a word
 said twice for emphasis (ちゃんと、ちゃんと休む), numbers (1000000円), ！！ or ーー.
-`inspect_output` returns the same kinds with the evidence for each, for reports.
+`inspect_output` returns the same kinds with the evidence for each, for reports; `inspect_generation`
+adds the verdict on a generation cut off by the token limit.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from components.common.config import CleanSection, DegenerateSection
+from components.common.config import CleanSection, DegenerateSection, HfCheckSection
 from components.common.detectors import detect_placeholder, detect_repetition, detect_tag_list
 from components.common.text import normalize
 
@@ -212,3 +213,13 @@ def flag_output(output: str | None, prompt: str | None = None, cfg: DegenerateSe
                 clean_cfg: CleanSection | None = None) -> list[str]:
     """The degenerate kinds of `output` (see the module docstring); [] for a real answer."""
     return list(inspect_output(output, prompt, cfg, clean_cfg))
+
+
+def inspect_generation(output: str | None, finished: bool, prompt: str | None, hf_check: HfCheckSection,
+                       clean_cfg: CleanSection | None = None) -> dict[str, str]:
+    """`inspect_output` for a generation: one cut off by max_new_tokens (no EOS, no newline) also counts as
+    `over_length` with hf_check.flag_unfinished, unless it is empty. Shared by hf_check and evaluate."""
+    found = inspect_output(output, prompt, hf_check.degenerate, clean_cfg)
+    if not finished and hf_check.flag_unfinished and not {"empty", "over_length"} & set(found):
+        found["over_length"] = f"no EOS within hf_check.max_new_tokens={hf_check.max_new_tokens}"
+    return {flag: found[flag] for flag in FLAGS if flag in found}

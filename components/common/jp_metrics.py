@@ -145,10 +145,14 @@ def completion_token_ids(tokenizer, prompt_text: str, completion: str, add_eos: 
 
 def completion_perplexity(model, tokenizer, prompts: Sequence[str], completions: Sequence[str],
                           format_prompt: Callable[[str], str] = lambda p: p, add_eos: bool = True,
-                          progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+                          progress: Callable[[int, int], None] | None = None,
+                          encode: Callable[[str, str], tuple[list[int], int]] | None = None) -> dict[str, Any]:
     """Perplexity of reference completions given their prompts, for a Hugging Face causal LM.
 
     Only completion tokens are scored (and the EOS that ends them, as in training): the prompt is context.
+    `encode(prompt, completion) -> (ids, completion start)` tokenizes a pair; pass the train stage's
+    (components/train/examples.py `encode_pair`) to score exactly the tokens training saw. Without it,
+    `format_prompt` and `completion_token_ids` are used.
     Returns {"mean_nll", "perplexity", "tokens"}; mean_nll is per completion token over the whole set.
     """
     import torch
@@ -159,7 +163,10 @@ def completion_perplexity(model, tokenizer, prompts: Sequence[str], completions:
     total_nll, total_tokens = 0.0, 0
     with torch.no_grad():
         for i, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
-            ids, start = completion_token_ids(tokenizer, format_prompt(prompt), completion, add_eos)
+            if encode is not None:
+                ids, start = encode(prompt, completion)
+            else:
+                ids, start = completion_token_ids(tokenizer, format_prompt(prompt), completion, add_eos)
             start = max(start, 1)  # without a BOS the first token has no context to be predicted from
             if len(ids) <= start:
                 continue

@@ -32,9 +32,10 @@ from typing import Any
 
 from components.common import jp_metrics, storage
 from components.common.config import RunConfig
-from components.common.degenerate import FLAGS, inspect_output
+from components.common.degenerate import FLAGS, inspect_generation
 from components.common.errors import InputError
 from components.common.report import StageReport, read_jsonl, write_jsonl
+from components.train.examples import encode_pair, uses_chat_template
 
 STAGE = "hf_check"
 SAMPLES = "samples.jsonl"
@@ -43,13 +44,22 @@ RATES_PLOT = "degenerate_rates.png"
 
 def format_prompt(tokenizer, template: str) -> Callable[[str], str]:
     """The text the model sees before its answer: the chat template when the tokenizer has one
-    (a user turn plus the generation prompt), else `template` with {prompt} filled in."""
-    if getattr(tokenizer, "chat_template", None):
+    (a user turn plus the generation prompt), else `template` with {prompt} filled in.
+
+    The same rule as the train stage's `encode_pair` (components/train/examples.py), in text form for
+    runtimes that tokenize themselves (llama.cpp); tests/hf_check pins the two to the same tokens."""
+    if uses_chat_template(tokenizer):
         def chat(prompt: str) -> str:
             return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
                                                  add_generation_prompt=True)
         return chat
     return lambda prompt: template.format(prompt=prompt)
+
+
+def prompt_token_ids(tokenizer, formatted_prompt: str) -> list[int]:
+    """Token ids of a formatted prompt, BOS included once (a chat template may have written it already)."""
+    special = jp_metrics.adds_special_tokens(tokenizer, formatted_prompt)
+    return tokenizer(formatted_prompt, add_special_tokens=special)["input_ids"]
 
 
 def load_split_rows(data_dir: Path, splits: list[str], max_prompts: int) -> list[dict[str, Any]]:
@@ -132,8 +142,8 @@ def generate(model, tokenizer, prompts: list[str], cfg: RunConfig, sample: bool 
     with tqdm(total=len(prompts), desc=f"hf_check {label}", unit="prompt", file=sys.stderr) as bar:
         for start in range(0, len(prompts), section.batch_size):
             batch = prompts[start : start + section.batch_size]
-            special = all(jp_metrics.adds_special_tokens(tokenizer, text) for text in batch)
-            enc = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=special).to(model.device)
+            enc = tokenizer.pad({"input_ids": [prompt_token_ids(tokenizer, text) for text in batch]},
+                                return_tensors="pt").to(model.device)
             prompt_length = enc["input_ids"].shape[1]
             with torch.no_grad():
                 out = model.generate(**enc, **options,
@@ -154,10 +164,7 @@ def generate(model, tokenizer, prompts: list[str], cfg: RunConfig, sample: bool 
 def _flag_rows(rows: list[dict[str, Any]], outputs: list[tuple[str, bool]], cfg: RunConfig,
                prefix: str = "") -> None:
     for row, (text, finished) in zip(rows, outputs, strict=True):
-        found = inspect_output(text, row["prompt"], cfg.hf_check.degenerate, cfg.clean)
-        if not finished and cfg.hf_check.flag_unfinished and not {"empty", "over_length"} & set(found):
-            found["over_length"] = f"no EOS within hf_check.max_new_tokens={cfg.hf_check.max_new_tokens}"
-        found = {flag: found[flag] for flag in FLAGS if flag in found}
+        found = inspect_generation(text, finished, row["prompt"], cfg.hf_check, cfg.clean)
         row[f"{prefix}output"] = text
         row[f"{prefix}finished"] = finished
         row[f"{prefix}flags"] = list(found)
@@ -250,8 +257,9 @@ def run_hf_check(model_dir: str | Path, data_dir: str | Path, output_dir: str | 
     if cfg.hf_check.do_sample:
         _flag_rows(rows, generate(model, tokenizer, formatted, cfg, sample=True, label="sampled"), cfg, "sampled_")
     print("hf_check: perplexity of the references", file=sys.stderr)
-    ppl = jp_metrics.completion_perplexity(model, tokenizer, [r["prompt"] for r in rows],
-                                           [r["reference"] for r in rows], format_prompt=fmt)
+    ppl = jp_metrics.completion_perplexity(
+        model, tokenizer, [r["prompt"] for r in rows], [r["reference"] for r in rows],
+        encode=lambda prompt, completion: encode_pair(tokenizer, prompt, completion, cfg.train.prompt_template))
 
     report = StageReport(STAGE)
     rates = degenerate_rates(rows)

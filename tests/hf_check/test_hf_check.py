@@ -145,3 +145,25 @@ def test_model_and_splits_are_read_from_s3(learned_model_dir, title_splits, hf_c
     assert report.passed, report.reasons
     assert [(s["split"], s["output"]) for s in read_jsonl(tmp_path / "samples.jsonl")] == [
         ("val", PAIRS[0][1]), ("val", PAIRS[1][1]), ("test", PAIRS[3][1]), ("test", PAIRS[4][1])]
+
+
+@pytest.mark.parametrize("chat", [False, True], ids=["prompt_template", "chat_template"])
+def test_generation_sees_the_prompt_tokens_training_saw(learned_model_dir, hf_cfg, chat):
+    from transformers import AutoTokenizer
+
+    from components.hf_check.core import format_prompt, prompt_token_ids
+    from components.train.examples import encode_pair
+
+    tokenizer = AutoTokenizer.from_pretrained(str(learned_model_dir))
+    if chat:  # a chat format written in characters the tiny tokenizer knows, so no token is <unk>
+        tokenizer.chat_template = (
+            "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}### 指示\n{{ m['content'] }}"
+            "{% else %}\n\n### タイトル\n{{ m['content'] }}{{ eos_token }}{% endif %}{% endfor %}"
+            "{% if add_generation_prompt %}\n\n### タイトル\n{% endif %}")
+    template = hf_cfg.train.prompt_template
+    fmt = format_prompt(tokenizer, template)
+    for prompt, title in PAIRS:
+        trained_ids, n_prompt = encode_pair(tokenizer, prompt, title, template)
+        ids = prompt_token_ids(tokenizer, fmt(prompt))
+        assert tokenizer.unk_token_id not in ids
+        assert ids == trained_ids[:n_prompt] and ids.count(tokenizer.bos_token_id) == 1
