@@ -123,6 +123,10 @@ class CleanSection(Section):
     progress_every: int = Field(50000, ge=0)
     # clean_rules.png (rows per rule) beside report.json; off saves about a second per run (property tests).
     write_chart: bool = True
+    # Processes that parse, normalize, check and sign rows while this one deduplicates in input order.
+    # 0: one per CPU core (at most 4); 1: everything in this process. Inputs of a few thousand rows
+    # always stay in-process (starting workers would cost more than it saves).
+    workers: int = Field(0, ge=0)
 
 
 class SplitSection(Section):
