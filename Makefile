@@ -7,11 +7,11 @@ RUN_DIR ?= runs/demo
 STAMP := $(VENV)/.finegate-setup
 TINY_BASE := .cache/tiny-base
 
-.PHONY: setup run test test-fast bench lint clean-runs
+.PHONY: setup run test test-fast test-platform bench lint images images-push kind-up clean-runs
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml requirements/base.txt requirements/dev.txt scripts/setup_llama_cpp.sh
+$(STAMP): pyproject.toml requirements/base.txt requirements/dev.txt requirements/constraints.txt scripts/setup_llama_cpp.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements/dev.txt
@@ -32,11 +32,24 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
+test-platform: setup
+	$(BIN)/python -m pytest -q tests/platform
+
 bench: setup
 	$(BIN)/python -m bench
 
 lint: setup
 	$(BIN)/ruff check components pipelines tests bench
+
+# Container images and a local kind cluster (see images/README.md and k8s/README.md).
+images:
+	images/build.sh
+
+images-push:
+	images/build.sh --push
+
+kind-up:
+	k8s/kind/create.sh
 
 clean-runs:
 	rm -rf runs
