@@ -1,0 +1,44 @@
+"""hf_check on the real pipeline's model: the tiny base fine-tuned by run_train (shared session fixtures)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from components.common.degenerate import FLAGS
+from components.common.report import read_jsonl, read_report
+from components.hf_check.core import run_hf_check
+from tests.fixtures.models import fixture_config
+
+
+@pytest.fixture(scope="module")
+def checked(trained_run, sample_splits, tmp_path_factory):
+    cfg = fixture_config("hf_check.max_prompts=8", "hf_check.max_new_tokens=24")
+    out = tmp_path_factory.mktemp("hf_check_trained")
+    return run_hf_check(trained_run / "merged", sample_splits, out, cfg), out, cfg
+
+
+@pytest.mark.slow
+def test_trained_model_is_checked_and_gate_b_follows_the_thresholds(checked, sample_splits):
+    report, out, cfg = checked
+    samples = read_jsonl(out / "samples.jsonl")
+    expected = sum(min(8, len(read_jsonl(sample_splits / f"{s}.jsonl"))) for s in ("val", "test"))
+    assert len(samples) == report.metrics["samples"] == expected
+    assert all(set(s["flags"]) <= set(FLAGS) for s in samples)
+    m = report.metrics
+    assert m["degenerate_rate"] == pytest.approx(sum(bool(s["flags"]) for s in samples) / len(samples))
+    assert m["quality_score"] == pytest.approx(sum(s["rouge_l"] for s in samples if not s["flags"]) / len(samples),
+                                               abs=1e-3)
+    assert math.isfinite(m["perplexity"]) and m["perplexity"] > 1.0
+    gate_ok = (m["degenerate_rate"] <= cfg.gates.max_degenerate_rate and m["rouge_l"] >= cfg.gates.min_rouge_l
+               and m["chrf"] >= cfg.gates.min_chrf)
+    assert report.passed is gate_ok
+    assert read_report(out)["passed"] is gate_ok
+
+
+@pytest.mark.slow
+def test_fine_tuning_makes_the_reference_titles_likelier(checked, tiny_base, sample_splits, tmp_path):
+    report, _, cfg = checked
+    base = run_hf_check(tiny_base, sample_splits, tmp_path, cfg)
+    assert report.metrics["perplexity"] < base.metrics["perplexity"]
