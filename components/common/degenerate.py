@@ -11,7 +11,7 @@ returns the kinds below that apply, in this order; an empty list means the outpu
     tag_list     a list of tags instead of a title: 自己紹介｜子育て｜ワーママ｜30代, #朝活 #読書
                  (the clean stage's own detector and rule, so outputs and training data are judged alike)
     prompt_copy  most of the output is text lifted from the prompt (long shared character sequences),
-                 not merely a shared word
+                 not merely a shared word; or only the prompt template's own text (### 指示)
     over_length  longer than hf_check.degenerate.max_output_chars: the model did not stop
 
 Natural titles stay unflagged: a single separator (ピアノ再開｜40歳の挑戦), brackets (【保存版】), a word
@@ -174,7 +174,17 @@ def copied_from_prompt(output: str, prompt: str, ngram: int) -> tuple[int, int, 
     return sum(covered), len(out), best
 
 
-def _prompt_copy_evidence(text: str, prompt: str | None, cfg: DegenerateSection) -> str | None:
+def template_lines(template: str) -> list[str]:
+    """The prompt template's own text (everything but {prompt}), line by line, normalized."""
+    literal = template.replace("{prompt}", "\n")
+    return [line for line in (normalize(x) for x in literal.split("\n")) if line]
+
+
+def _prompt_copy_evidence(text: str, prompt: str | None, cfg: DegenerateSection,
+                          template: str | None = None) -> str | None:
+    # A model that answers with the template's header (### 指示) has learned the format, not the task.
+    if template and any(text in line for line in template_lines(template)):
+        return f"echoes the prompt template: {text!r}"
     if not prompt:
         return None
     copied, total, longest = copied_from_prompt(text, prompt, cfg.prompt_copy_ngram)
@@ -184,8 +194,11 @@ def _prompt_copy_evidence(text: str, prompt: str | None, cfg: DegenerateSection)
 
 
 def inspect_output(output: str | None, prompt: str | None = None, cfg: DegenerateSection | None = None,
-                   clean_cfg: CleanSection | None = None) -> dict[str, str]:
-    """Each degenerate kind that applies to `output`, with the evidence for it (FLAGS order)."""
+                   clean_cfg: CleanSection | None = None, template: str | None = None) -> dict[str, str]:
+    """Each degenerate kind that applies to `output`, with the evidence for it (FLAGS order).
+
+    `template` (train.prompt_template) makes an output that only repeats the template's own text a
+    prompt copy too."""
     cfg = cfg or DegenerateSection()
     clean_cfg = clean_cfg or CleanSection()
     text = _strip_markup(output or "")
@@ -201,7 +214,7 @@ def inspect_output(output: str | None, prompt: str | None = None, cfg: Degenerat
         tags = detect_tag_list(text, clean_cfg.tag_list)
         if tags:
             found["tag_list"] = tags
-        copy = _prompt_copy_evidence(text, prompt, cfg)
+        copy = _prompt_copy_evidence(text, prompt, cfg, template)
         if copy:
             found["prompt_copy"] = copy
     if len(text) > cfg.max_output_chars:
@@ -210,16 +223,16 @@ def inspect_output(output: str | None, prompt: str | None = None, cfg: Degenerat
 
 
 def flag_output(output: str | None, prompt: str | None = None, cfg: DegenerateSection | None = None,
-                clean_cfg: CleanSection | None = None) -> list[str]:
+                clean_cfg: CleanSection | None = None, template: str | None = None) -> list[str]:
     """The degenerate kinds of `output` (see the module docstring); [] for a real answer."""
-    return list(inspect_output(output, prompt, cfg, clean_cfg))
+    return list(inspect_output(output, prompt, cfg, clean_cfg, template))
 
 
 def inspect_generation(output: str | None, finished: bool, prompt: str | None, hf_check: HfCheckSection,
-                       clean_cfg: CleanSection | None = None) -> dict[str, str]:
+                       clean_cfg: CleanSection | None = None, template: str | None = None) -> dict[str, str]:
     """`inspect_output` for a generation: one cut off by max_new_tokens (no EOS, no newline) also counts as
     `over_length` with hf_check.flag_unfinished, unless it is empty. Shared by hf_check and evaluate."""
-    found = inspect_output(output, prompt, hf_check.degenerate, clean_cfg)
+    found = inspect_output(output, prompt, hf_check.degenerate, clean_cfg, template)
     if not finished and hf_check.flag_unfinished and not {"empty", "over_length"} & set(found):
         found["over_length"] = f"no EOS within hf_check.max_new_tokens={hf_check.max_new_tokens}"
     return {flag: found[flag] for flag in FLAGS if flag in found}

@@ -69,7 +69,7 @@ def _check_outputs(args: argparse.Namespace) -> int:
     rows = _read_rows(Path(args.input))
     for row in rows:
         prompt = row.get("prompt") if isinstance(row.get("prompt"), str) else None
-        found = inspect_output(row["output"], prompt, cfg.hf_check.degenerate, cfg.clean)
+        found = inspect_output(row["output"], prompt, cfg.hf_check.degenerate, cfg.clean, cfg.train.prompt_template)
         row["flags"] = list(found)
         row["flag_details"] = found
     write_jsonl(args.output, rows)

@@ -164,7 +164,7 @@ def generate(model, tokenizer, prompts: list[str], cfg: RunConfig, sample: bool 
 def _flag_rows(rows: list[dict[str, Any]], outputs: list[tuple[str, bool]], cfg: RunConfig,
                prefix: str = "") -> None:
     for row, (text, finished) in zip(rows, outputs, strict=True):
-        found = inspect_generation(text, finished, row["prompt"], cfg.hf_check, cfg.clean)
+        found = inspect_generation(text, finished, row["prompt"], cfg.hf_check, cfg.clean, cfg.train.prompt_template)
         row[f"{prefix}output"] = text
         row[f"{prefix}finished"] = finished
         row[f"{prefix}flags"] = list(found)

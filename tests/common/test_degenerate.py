@@ -132,3 +132,10 @@ def test_tag_list_rule_is_the_clean_stages():
     three_tags = "読書・勉強・資格"
     assert flag_output(three_tags) == ["tag_list"]
     assert flag_output(three_tags, clean_cfg=CleanSection(tag_list={"min_segments": 4})) == []
+
+
+def test_echo_of_the_prompt_template_is_a_prompt_copy():
+    template = "### 指示\n{prompt}\n\n### タイトル\n"
+    assert flag_output("### 指示", BODY, template=template) == ["prompt_copy"]
+    assert flag_output("### 指示", BODY) == []  # without the template it is only unusual text
+    assert flag_output("40歳でピアノを再開して半年", BODY, template=template) == []
