@@ -26,7 +26,6 @@ same detectors) exceeds gates.max_contamination_rate, or when fewer than data.mi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import tempfile
@@ -38,22 +37,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from components.clean.readers import (
-    FieldProblem,
-    Record,
-    SourceRow,
-    choose_schema,
-    detect_format,
-    iter_rows,
-    to_record,
-)
+from components.clean.parallel import worker_count, workers
+from components.clean.prepare import Outcome, Recheck, RowPreparer
+from components.clean.readers import RawLine, SourceRow, choose_schema, detect_format, iter_rows, parse_row
 from components.common import storage
 from components.common.config import RunConfig
-from components.common.detectors import CONTAMINATION_RULES, detect_placeholder, find_contamination
+from components.common.detectors import CONTAMINATION_RULES
 from components.common.errors import InputError, row_problem
 from components.common.near_duplicates import NearDuplicateIndex
 from components.common.report import StageReport
-from components.common.text import dedup_key, normalize
 
 STAGE = "clean"
 KEPT, REJECTED = "kept.jsonl", "rejected.jsonl"
@@ -68,7 +60,10 @@ _LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": 
 
 
 def json_line(record: dict[str, Any]) -> str:
-    return json.dumps(record, ensure_ascii=False, default=str).translate(_LINE_BREAKS) + "\n"
+    line = json.dumps(record, ensure_ascii=False, default=str)
+    if "\x85" in line or "\u2028" in line or "\u2029" in line:
+        line = line.translate(_LINE_BREAKS)
+    return line + "\n"
 
 
 @dataclass
@@ -102,9 +97,11 @@ def run_clean(input_uri: str | Path, output_dir: str | Path, cfg: RunConfig) -> 
         out.mkdir(parents=True, exist_ok=True)
         fmt = detect_format(local_in, cfg.data.format)
         report = StageReport(STAGE)
-        with _open_outputs(out) as (kept_f, rejected_f):
-            tally, clusters, schema = _clean_rows(iter_rows(local_in, fmt, cfg.data), input_uri, cfg, kept_f, rejected_f)
-        after = _recheck_kept(out / KEPT, cfg)
+        rows, schema = _peek_schema(iter_rows(local_in, fmt, cfg.data, raw_jsonl=True), cfg, input_uri)
+        with workers(RowPreparer(schema, cfg, input_uri), worker_count(cfg.clean.workers)) as pool:
+            with _open_outputs(out) as (kept_f, rejected_f):
+                tally, clusters = _clean_rows(pool.prepare(rows), cfg, input_uri, kept_f, rejected_f)
+            after = _recheck_kept(out / KEPT, pool)
         elapsed = time.monotonic() - started
         _fill_report(report, tally, clusters, after, cfg, elapsed)
         report.details["input"] = {"uri": input_uri, "format": fmt, "schema": schema,
@@ -137,11 +134,12 @@ def _open_outputs(out: Path) -> Iterator[tuple[TextIO, TextIO]]:
         yield kept, rejected
 
 
-def _clean_rows(rows: Iterator[SourceRow], where: str, cfg: RunConfig, kept_f: TextIO,
-                rejected_f: TextIO) -> tuple[Tally, dict[int, Cluster], str | None]:
+def _clean_rows(outcomes: Iterator[Outcome], cfg: RunConfig, where: str, kept_f: TextIO,
+                rejected_f: TextIO) -> tuple[Tally, dict[int, Cluster]]:
+    """Consumes prepared rows in input order: tallies and writes rejections, then deduplicates the rest
+    against the rows kept so far (first exact, then near) and writes the survivors."""
     clean = cfg.clean
     tally = Tally()
-    rows, schema = _peek_schema(rows, cfg, where)
     exact: dict[bytes, Survivor] = {}
     near = NearDuplicateIndex(clean.near_duplicates)
     survivors_by_line: dict[int, Survivor] = {}
@@ -149,120 +147,69 @@ def _clean_rows(rows: Iterator[SourceRow], where: str, cfg: RunConfig, kept_f: T
     ids: dict[str, int] = {}
     started = time.monotonic()
 
-    def reject(row: SourceRow, rule: str, detail: str) -> None:
+    def reject(row: Outcome, rule: str, detail: str) -> None:
         tally.rejected[rule] += 1
         rejected_f.write(json_line({"source_line": row.source_line, "rule": rule, "reason": f"{rule}: {detail}",
                                     "raw": row.raw}))
 
-    for row in rows:
+    for row in outcomes:
         tally.rows_in += 1
         if clean.progress_every and tally.rows_in % clean.progress_every == 0:
             print(f"clean: {tally.rows_in} rows read, {tally.kept} kept "
                   f"({time.monotonic() - started:.1f} s)", file=sys.stderr, flush=True)
-        if row.problem is not None:
-            rule, message = row.problem
-            reject(row, rule, row_problem(where, row.source_line, None, message))
-            continue
-        try:
-            record = to_record(row.raw, schema, cfg.data, clean.control_chars)
-        except FieldProblem as exc:
-            reject(row, "bad_input", row_problem(where, row.source_line, exc.field, exc.message))
-            continue
-        tally.parsed += 1
-        prompt, completion = normalize(record.prompt), normalize(record.completion)
-
-        found = ("incomplete", record.null_field) if record.null_field else _content_problem(prompt, completion, cfg)
-        if found:
+        tally.parsed += row.parsed
+        if row.contaminated:
             tally.contaminated_before += 1
-            tally.contaminated_by_rule[found[0]] += 1
-            reject(row, *found)
-            continue
-        too_long_or_short = _length_problem(prompt, completion, cfg)
-        if too_long_or_short:
-            reject(row, "length", too_long_or_short)
+            tally.contaminated_by_rule[row.contaminated] += 1
+        if row.rule is not None:
+            reject(row, row.rule, row.detail)
             continue
 
-        record_id = record.id if record.id is not None else f"row-{row.source_line}"
-        text = _dedup_text(prompt, completion, clean.dedup_on)
-        key = hashlib.blake2b(dedup_key(text).encode("utf-8"), digest_size=16).digest()
-        if key in exact:
-            first = exact[key]
-            _add_to_cluster(clusters, first, record_id, row.source_line, "exact", 1.0)
+        record_id, line = row.kept["id"], row.source_line
+        first = exact.get(row.exact_key)
+        if first is not None:
+            _add_to_cluster(clusters, first, record_id, line, "exact", 1.0)
             reject(row, "exact_duplicate", f"same text as line {first.source_line} (id {first.id})")
             continue
-        signature = near.signature(text)
-        matches = near.query(text, signature)
+        matches = near.query_and_add(line, "", row.signature, add_if_new=record_id not in ids, bands=row.bands)
         if matches:
-            line, similarity = matches[0]
-            first = survivors_by_line[line]
-            _add_to_cluster(clusters, first, record_id, row.source_line, "near", similarity)
+            match_line, similarity = matches[0]
+            first = survivors_by_line[match_line]
+            _add_to_cluster(clusters, first, record_id, line, "near", similarity)
             reject(row, "near_duplicate", f"Jaccard ~{similarity:.2f} with line {first.source_line} (id {first.id})")
             continue
         if record_id in ids:  # after deduplication: a copied row is a duplicate first
-            reject(row, "bad_input", row_problem(where, row.source_line, "id",
-                                                 f"id {record_id!r} already used on line {ids[record_id]}"))
+            reject(row, "bad_input", row_problem(where, line, "id", f"id {record_id!r} already used on line {ids[record_id]}"))
             continue
 
-        survivor = Survivor(record_id, row.source_line)
-        exact[key] = survivor
-        near.add(row.source_line, text, signature)
-        survivors_by_line[row.source_line] = survivor
-        ids[record_id] = row.source_line
+        survivor = Survivor(record_id, line)
+        exact[row.exact_key] = survivor
+        survivors_by_line[line] = survivor
+        ids[record_id] = line
         tally.kept += 1
-        kept_f.write(json_line(_kept_record(record, record_id, row.source_line, prompt, completion)))
-    return tally, clusters, schema
+        kept_f.write(json_line(row.kept))
+    return tally, clusters
 
 
-def _peek_schema(rows: Iterator[SourceRow], cfg: RunConfig, where: str) -> tuple[Iterator[SourceRow], str | None]:
+def _peek_schema(rows: Iterator[SourceRow | RawLine], cfg: RunConfig,
+                 where: str) -> tuple[Iterator[SourceRow | RawLine], str | None]:
     """Reads ahead far enough to choose the schema, then replays those rows."""
-    head: list[SourceRow] = []
+    head: list[SourceRow | RawLine] = []
     sample: list[dict[str, Any]] = []
     for row in rows:
         head.append(row)
-        if row.problem is None:
-            sample.append(row.raw)
+        parsed = parse_row(row)
+        if parsed.problem is None:
+            sample.append(parsed.raw)
             if len(sample) >= 200:
                 break
     schema = choose_schema(sample, cfg.data, where) if sample else None
 
-    def replay() -> Iterator[SourceRow]:
+    def replay() -> Iterator[SourceRow | RawLine]:
         yield from head
         yield from rows
 
     return replay(), schema
-
-
-def _content_problem(prompt: str, completion: str, cfg: RunConfig) -> tuple[str, str] | None:
-    """The contamination rule a row breaks: the completion's detectors first, then an empty or
-    placeholder prompt (the issue's 'empty or whitespace input'). A body cut mid-sentence is fine."""
-    found = find_contamination(completion, cfg.clean)
-    if found:
-        return found[0], f"completion: {found[1]}"
-    if not prompt.strip():
-        return "incomplete", "prompt: empty"
-    placeholder = detect_placeholder(prompt, cfg.clean.placeholders)
-    if placeholder:
-        return "incomplete", f"prompt: {placeholder}"
-    return None
-
-
-def _length_problem(prompt: str, completion: str, cfg: RunConfig) -> str | None:
-    c = cfg.clean
-    for name, text, lo, hi in (("prompt", prompt, c.min_prompt_chars, c.max_prompt_chars),
-                               ("completion", completion, c.min_completion_chars, c.max_completion_chars)):
-        if len(text) < lo:
-            return f"{name}: {len(text)} characters < clean.min_{name}_chars={lo}"
-        if len(text) > hi:
-            return f"{name}: {len(text)} characters > clean.max_{name}_chars={hi}"
-    return None
-
-
-def _dedup_text(prompt: str, completion: str, dedup_on: str) -> str:
-    if dedup_on == "prompt":
-        return prompt
-    if dedup_on == "completion":
-        return completion
-    return f"{prompt}\n{completion}"
 
 
 def _add_to_cluster(clusters: dict[int, Cluster], survivor: Survivor, record_id: str, source_line: int,
@@ -272,45 +219,24 @@ def _add_to_cluster(clusters: dict[int, Cluster], survivor: Survivor, record_id:
                             "similarity": round(float(similarity), 4)})
 
 
-def _kept_record(record: Record, record_id: str, source_line: int, prompt: str, completion: str) -> dict[str, Any]:
-    kept: dict[str, Any] = {"id": record_id, "source_line": source_line, "prompt": prompt, "completion": completion}
-    if record.category is not None:
-        kept["category"] = record.category
-    if record.group is not None:
-        kept["group"] = record.group
-    return kept
-
-
-@dataclass
-class AfterCheck:
-    rows: int
-    contaminated: int
-    by_rule: Counter
-    examples: list[dict[str, Any]]
-
-
-def _recheck_kept(path: Path, cfg: RunConfig) -> AfterCheck:
+def _recheck_kept(path: Path, pool) -> Recheck:
     """Re-reads kept.jsonl as the next stage will and runs the same detectors on it: the gate measures the
     file that ships, not the loop's intentions."""
     rows, contaminated, by_rule, examples = 0, 0, Counter(), []
     with path.open(encoding="utf-8") as f:
-        for line in f:
-            rec = json.loads(line)
-            rows += 1
-            found = _content_problem(rec["prompt"], rec["completion"], cfg)
-            if found:
-                contaminated += 1
-                by_rule[found[0]] += 1
-                if len(examples) < 20:
-                    examples.append({"id": rec["id"], "source_line": rec["source_line"], "reason": f"{found[0]}: {found[1]}"})
-    return AfterCheck(rows, contaminated, by_rule, examples)
+        for part in pool.recheck(f):
+            rows += part.rows
+            contaminated += part.contaminated
+            by_rule.update(part.by_rule)
+            examples += part.examples[: 20 - len(examples)]
+    return Recheck(rows, contaminated, by_rule, examples)
 
 
 def _rate(part: int, whole: int) -> float:
     return round(part / whole, 6) if whole else 0.0
 
 
-def _fill_report(report: StageReport, tally: Tally, clusters: dict[int, Cluster], after: AfterCheck,
+def _fill_report(report: StageReport, tally: Tally, clusters: dict[int, Cluster], after: Recheck,
                  cfg: RunConfig, elapsed: float) -> None:
     rejected = sum(tally.rejected.values())
     listed = sorted(clusters.values(), key=lambda c: (-len(c.dropped), c.survivor.source_line))
@@ -353,7 +279,7 @@ def _fill_report(report: StageReport, tally: Tally, clusters: dict[int, Cluster]
                                 "data": cfg.data.model_dump(mode="json", by_alias=True)}
 
 
-def _gate(report: StageReport, tally: Tally, after: AfterCheck, cfg: RunConfig) -> None:
+def _gate(report: StageReport, tally: Tally, after: Recheck, cfg: RunConfig) -> None:
     rate = _rate(after.contaminated, after.rows)
     if rate > cfg.gates.max_contamination_rate:
         rules = ", ".join(f"{r} {n}" for r, n in after.by_rule.items())

@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from components.common.config import DataSection
 from components.common.errors import InputError
@@ -103,9 +103,11 @@ def _first_byte(path: Path) -> bytes:
     return head[:1]
 
 
-def iter_rows(path: Path, fmt: str, data: DataSection) -> Iterator[SourceRow]:
+def iter_rows(path: Path, fmt: str, data: DataSection, raw_jsonl: bool = False) -> Iterator[SourceRow | RawLine]:
+    """The file's rows in order. With `raw_jsonl`, JSONL lines come unparsed (`RawLine`; `parse_row` turns
+    one into a SourceRow), so that worker processes can parse them."""
     if fmt == "jsonl":
-        return _jsonl_rows(path)
+        return jsonl_lines(path) if raw_jsonl else map(parse_row, jsonl_lines(path))
     if fmt == "csv":
         delimiter = data.csv_delimiter if data.csv_delimiter != "auto" else ("\t" if path.suffix.lower() == ".tsv" else ",")
         return _csv_rows(path, delimiter)
@@ -114,35 +116,40 @@ def iter_rows(path: Path, fmt: str, data: DataSection) -> Iterator[SourceRow]:
     raise InputError(f"{path}: unknown format '{fmt}' (expected one of {', '.join(FORMATS)})")
 
 
-def _jsonl_rows(path: Path) -> Iterator[SourceRow]:
+class RawLine(NamedTuple):
+    line_no: int
+    data: bytes
+
+
+def jsonl_lines(path: Path) -> Iterator[RawLine]:
     with path.open("rb") as f:
         for line_no, line in enumerate(f, 1):
             line = line.rstrip(b"\r\n")
-            if line_no == 1:
-                line = line.removeprefix(_BOM)
-            if not line.strip():
-                yield SourceRow(line_no, line.decode("utf-8", "backslashreplace"), ("empty_line", "blank line"))
-                continue
-            if line.startswith(_BOM):
-                yield SourceRow(line_no, line.decode("utf-8", "backslashreplace"),
-                                ("bad_input", "byte-order mark in the middle of the file (files concatenated?)"))
-                continue
-            text = line.decode("utf-8", "surrogateescape")
-            try:
-                # strict=False lets control characters inside strings through to the field check, which
-                # names the field; surrogateescape does the same for invalid UTF-8.
-                obj = json.loads(text, strict=False)
-            except json.JSONDecodeError as exc:
-                yield SourceRow(line_no, line.decode("utf-8", "backslashreplace"),
-                                ("bad_input", f"invalid JSON ({exc.msg} at column {exc.colno})"))
-                continue
-            except RecursionError:
-                yield SourceRow(line_no, line.decode("utf-8", "backslashreplace"), ("bad_input", "JSON nested too deeply"))
-                continue
-            if not isinstance(obj, dict):
-                yield SourceRow(line_no, obj, ("bad_input", f"expected a JSON object, got {_type_name(obj)}"))
-                continue
-            yield SourceRow(line_no, obj)
+            yield RawLine(line_no, line.removeprefix(_BOM) if line_no == 1 else line)
+
+
+def parse_row(row: SourceRow | RawLine) -> SourceRow:
+    """A JSONL line as a SourceRow (already-parsed rows pass through)."""
+    if isinstance(row, SourceRow):
+        return row
+    line_no, line = row
+    if not line.strip():
+        return SourceRow(line_no, line.decode("utf-8", "backslashreplace"), ("empty_line", "blank line"))
+    if line.startswith(_BOM):
+        return SourceRow(line_no, line.decode("utf-8", "backslashreplace"),
+                         ("bad_input", "byte-order mark in the middle of the file (files concatenated?)"))
+    try:
+        # strict=False lets control characters inside strings through to the field check, which names
+        # the field; surrogateescape does the same for invalid UTF-8.
+        obj = json.loads(line.decode("utf-8", "surrogateescape"), strict=False)
+    except json.JSONDecodeError as exc:
+        return SourceRow(line_no, line.decode("utf-8", "backslashreplace"),
+                         ("bad_input", f"invalid JSON ({exc.msg} at column {exc.colno})"))
+    except RecursionError:
+        return SourceRow(line_no, line.decode("utf-8", "backslashreplace"), ("bad_input", "JSON nested too deeply"))
+    if not isinstance(obj, dict):
+        return SourceRow(line_no, obj, ("bad_input", f"expected a JSON object, got {_type_name(obj)}"))
+    return SourceRow(line_no, obj)
 
 
 def _csv_rows(path: Path, delimiter: str) -> Iterator[SourceRow]:

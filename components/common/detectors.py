@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -42,11 +43,19 @@ __all__ = [
     "detect_tag_list", "detect_url_or_html", "detect_repetition", "detect_placeholder", "detect_incomplete",
     "tag_list", "url_or_html", "repetition", "placeholder", "incomplete",
     "find_tag_list", "find_url_or_html", "find_repetition", "find_placeholder", "find_incomplete",
-    "CONTAMINATION_RULES", "find_contamination",
+    "CONTAMINATION_RULES", "find_contamination", "is_placeholder",
 ]
 
 
 def _nfkc(text: str) -> str:
+    if len(text) <= 200:
+        return _nfkc_short(text)
+    return unicodedata.normalize("NFKC", text).strip()
+
+
+@lru_cache(maxsize=4096)
+def _nfkc_short(text: str) -> str:
+    # Each detector normalizes the same title again: cache the short ones.
     return unicodedata.normalize("NFKC", text).strip()
 
 
@@ -55,6 +64,7 @@ def _nfkc(text: str) -> str:
 _OPEN_TO_CLOSE = {"【": "】", "「": "」", "『": "』", "(": ")", "[": "]", "{": "}", "〈": "〉", "《": "》",
                   "〔": "〕", "〖": "〗", "〘": "〙", "“": "”", "‘": "’"}
 _CLOSE_TO_OPEN = {v: k for k, v in _OPEN_TO_CLOSE.items()}
+_HAS_BRACKET = re.compile("[" + re.escape("".join(_OPEN_TO_CLOSE) + "".join(_CLOSE_TO_OPEN)) + "]")
 
 
 # ---------------------------------------------------------------- tag list
@@ -62,6 +72,7 @@ _CLOSE_TO_OPEN = {v: k for k, v in _OPEN_TO_CLOSE.items()}
 _LIST_SEPARATORS = "|/・、,¦‖"
 _STRUCTURAL_SEPARATORS = "|/,¦‖"  # not Japanese sentence punctuation: tags tacked onto a title use these
 _SENTENCE_PUNCT = re.compile(r"[。!?！？…]|\.\.\.")
+_LIST_MARKS = re.compile(r"[|/・、,¦‖#♯【\[:：\s]")
 _HASHTAG = re.compile(r"(?<![A-Za-z0-9_&])[#♯]([^\s#♯|/,、]+)")
 _KEYWORD_LABEL = re.compile(r"(?i)^(?:タグ|ハッシュタグ|キーワード|tags?|keywords?)\s*[:：]")
 _BRACKET_GROUP = re.compile(r"【[^】]*】|\[[^\]]*\]")
@@ -121,10 +132,27 @@ def _weight(segment: str) -> int:
     return weight
 
 
+@lru_cache(maxsize=16)
+def _separator_pattern(separators: str) -> re.Pattern:
+    plain = re.escape("".join(c for c in separators if c not in "/,"))
+    digit_bound = "".join(c for c in separators if c in "/,")
+    parts = [f"[{plain}]"] if plain else []
+    if digit_bound:
+        # / and , are separators unless both neighbours are digits (3/15, 1,000).
+        parts += [rf"(?<!\d)[{re.escape(digit_bound)}]", rf"[{re.escape(digit_bound)}](?!\d)"]
+    return re.compile("|".join(parts))
+
+
 def _top_level_split(text: str, separators: str) -> tuple[list[str], list[str]]:
     """Splits at separators outside brackets (「読む・書く」 is one piece); drops empty pieces (a trailing
     separator is `incomplete`'s business). Returns (segments, separators used).
     / and , between digits (3/15, 1,000) are not separators."""
+    if not _HAS_BRACKET.search(text):
+        pattern = _separator_pattern(separators)
+        used = pattern.findall(text)
+        if not used:
+            return ([text.strip()] if text.strip() else []), []
+        return [p.strip() for p in pattern.split(text) if p.strip()], used
     segments, used, depth, start = [], [], 0, 0
     for i, ch in enumerate(text):
         if ch in _OPEN_TO_CLOSE:
@@ -141,18 +169,11 @@ def _top_level_split(text: str, separators: str) -> tuple[list[str], list[str]]:
     return [s.strip() for s in segments if s.strip()], used
 
 
-def _segments(text: str, join_katakana: bool = False) -> tuple[list[str], list[str]]:
+def _segments(text: str) -> tuple[list[str], list[str]]:
     separators = _LIST_SEPARATORS
     if "・" in text and all(_KATAKANA_WORD.match(p) for p in _top_level_split(text, "・")[0]):
         # ワーク・ライフ・バランス, ジョン・スミス: katakana joined by ・ is one loanword or name, not a list.
         separators = separators.replace("・", "")
-    if join_katakana:
-        # The strict reading: ・ between two all-katakana pieces joins a name (ロード・オブ・ザ・リングを観た).
-        pieces = text.split("・")
-        text = pieces[0]
-        for prev, piece in zip(pieces, pieces[1:], strict=False):
-            joined = _KATAKANA_WORD.match(prev.strip()) and _KATAKANA_WORD.match(piece.strip())
-            text += ("\uff65" if joined else "・") + piece
     segments, used = _top_level_split(text, separators)
     if len(segments) < 2:
         # Space-separated keywords (節約 家計簿 貯金). A space between two ASCII words does not count,
@@ -167,16 +188,40 @@ def _is_short(segment: str, rule: TagListRule) -> bool:
     return len(segment) <= rule.max_segment_chars and not _SERIES.search(segment) and not _INNER_SPACE.search(segment)
 
 
-def _heavy_tolerated(weights: list[int], used: list[str]) -> bool:
-    """A list of tags may hold a verb-like tag (やってみた, 個人で稼ぐ): one per three segments, or one
-    anywhere but last (a sentence ends with its predicate: 東京、大阪、福岡で働いた). With mixed separators
-    (節約・貯金・投資、全部やめてみた) a heavy segment is the sentence the list belongs to."""
+def _heavy_tolerated(segments: list[str], weights: list[int], used: list[str]) -> bool:
+    """A list of tags may hold a verb-like tag (やってみた, 個人で稼ぐ, はたらく): one, or one per three
+    segments. Not when the heavy segment is the sentence the list belongs to:
+    - it holds sentence punctuation (。！？);
+    - separators are mixed (節約・貯金・投資、全部やめてみた結果);
+    - it is last and opens with a noun and a particle, the list being that particle's object
+      (東京、大阪、福岡で働いた; 嵐山を歩いた);
+    - it continues a katakana name across ・ (ロード・オブ・ザ・リングを観た)."""
     heavy = [i for i, w in enumerate(weights) if w == HEAVY]
     if not heavy:
         return True
-    if len(set(used)) > 1:
+    if len(set(used)) > 1 or len(heavy) > max(1, (len(weights) - 1) // 3):
         return False
-    return len(heavy) <= (len(weights) - 1) // 3 or (len(heavy) == 1 and heavy[0] != len(weights) - 1)
+    if any(_SENTENCE_PUNCT.search(segments[i]) for i in heavy):
+        return False  # 東京、大阪、福岡。3都市で働いてみた
+    if heavy[-1] == len(segments) - 1 and _opens_with_noun_and_particle(segments[-1]):
+        return False
+    for i in heavy:
+        if i and used[i - 1] == "・" and _is_katakana(segments[i - 1][-1]) and _is_katakana(segments[i][0]):
+            return False
+    return True
+
+
+def _is_katakana(ch: str) -> bool:
+    return "\u30a1" <= ch <= "\u30fa" or ch == "ー"
+
+
+@lru_cache(maxsize=65536)
+def _opens_with_noun_and_particle(segment: str) -> bool:
+    words = list(_tagger()(segment))
+    i = 0
+    while i < len(words) and words[i].feature.pos1 in ("名詞", "接頭辞", "接尾辞", "代名詞"):
+        i += 1
+    return 0 < i < len(words) and words[i].feature.pos1 == "助詞" and words[i].surface != "の"
 
 
 def _most_common(used: list[str]) -> str:
@@ -191,7 +236,10 @@ def detect_tag_list(text: str, rule: TagListRule) -> str | None:
     転職して半年｜年収より大事だったこと, 【保存版】家計簿アプリ3つを比べてみた, 東京、大阪、福岡。3都市で働いてみた,
     ワーク・ライフ・バランスって何だろう, 育休日記 その2｜仕事のほうが楽だった、とは言えない.
     """
-    text = _URL.sub(" ", _nfkc(text)).strip()  # a URL's slashes are not list separators
+    text = _nfkc(text)
+    if not _LIST_MARKS.search(text):
+        return None  # no separator, hashtag, bracket, colon or space: one piece
+    text = _URL.sub(" ", text).strip()  # a URL's slashes are not list separators
     if not text:
         return None
     if _KEYWORD_LABEL.match(text):
@@ -212,9 +260,8 @@ def detect_tag_list(text: str, rule: TagListRule) -> str | None:
     n, sep = len(segments), _most_common(used)
     weights = [_weight(s) for s in segments]
     short = [_is_short(s, rule) for s in segments]
-    if n >= rule.min_segments and all(short) and _heavy_tolerated(weights, used):
-        if HEAVY not in weights or len(_segments(text, join_katakana=True)[0]) == n:
-            return f"{n} short segments joined by '{sep}'"
+    if n >= rule.min_segments and all(short) and _heavy_tolerated(segments, weights, used):
+        return f"{n} short segments joined by '{sep}'"
     if n == 2 and all(short):
         # Two parts: title and subtitle unless both are bare nouns (ワーママ｜育児日記); with a comma, which
         # never joins a title to its subtitle, light ones too (大人の学び直し, 私の仕事).
@@ -288,6 +335,10 @@ def detect_repetition(text: str, rule: RepetitionRule) -> str | None:
     m = char_run.search(text)
     if m:
         return f"'{m.group(1)}' repeated {len(m.group(0))} times"
+    # A phrase said `max_phrase_repeats` times repeats each of its characters that often: most titles
+    # have no such character, and the phrase pattern (the costly one) need not run.
+    if len(text) < 2 * rule.max_phrase_repeats or Counter(text).most_common(1)[0][1] < rule.max_phrase_repeats:
+        return None
     m = phrase.search(text)
     if m and not m.group(1).isdigit():
         times = len(re.findall(re.escape(m.group(1)), m.group(0)))
@@ -308,6 +359,15 @@ def _placeholder_set(placeholders: tuple[str, ...]) -> frozenset[str]:
 
 def _placeholder_key(text: str) -> str:
     return _nfkc(text).casefold().strip(_QUOTES).strip()
+
+
+def is_placeholder(text: str, placeholders: list[str] | tuple[str, ...]) -> bool:
+    """The whole text is one of `placeholders` (after NFKC, case folding, stripping quotes/brackets).
+    The check the clean stage applies to prompts, where {braces} may be an article's own code."""
+    if len(text) > 64:  # longer than any placeholder: skip normalizing a whole article
+        return False
+    key = _placeholder_key(text)
+    return bool(key) and key in _placeholder_set(tuple(placeholders))
 
 
 def detect_placeholder(text: str, placeholders: list[str] | tuple[str, ...]) -> str | None:

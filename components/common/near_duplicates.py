@@ -31,6 +31,7 @@ _SCHEME = "affine32"
 _MIN_RECALL_AT_THRESHOLD = 0.98
 _POLY = np.uint64(0x100000001B3)  # FNV prime: odd, mixes code points of one n-gram into 64 bits
 _MIX = np.uint64(0x9E3779B97F4A7C15)
+_CHUNK_GRAMS = 16384  # n-grams hashed per numpy pass in signature_matrix (a 128 x 16384 uint32 block: 8 MiB)
 
 
 @lru_cache(maxsize=8)
@@ -85,31 +86,82 @@ class NearDuplicateIndex:
         self.rule = rule
         self.seed = seed
         self.bands, self.rows = lsh_bands(rule.threshold, rule.num_perm)
+        coefficients = np.random.default_rng(seed).integers(0, 2**63, size=self.rows, dtype=np.uint64)
+        self._band_coefficients = coefficients * np.uint64(2) + np.uint64(1)
         self._tables: list[dict[int, int | list[int]]] = [{} for _ in range(self.bands)]
         self._matrix = np.empty((1024, rule.num_perm), dtype=np.uint32)
         self._keys: list[Hashable] = []
         self._position: dict[Hashable, int] = {}
 
-    def signature_values(self, text: str) -> np.ndarray:
-        """The MinHash values (uint32, one per permutation) of `text`'s normalized character n-grams."""
-        grams = gram_hashes(dedup_key(text), self.rule.ngram)
+    def signature_values(self, text: str, key: str | None = None) -> np.ndarray:
+        """The MinHash values (uint32, one per permutation) of `text`'s normalized character n-grams.
+        `key`: `dedup_key(text)` when the caller already has it."""
+        grams = gram_hashes(dedup_key(text) if key is None else key, self.rule.ngram)
         if grams.size == 0:
             return np.full(self.rule.num_perm, np.iinfo(np.uint32).max, dtype=np.uint32)
         a, b = _permutations(self.rule.num_perm, self.seed)
         return (a * _fmix32(grams)[None, :] + b).min(axis=1)
 
+    def signature_matrix(self, keys: Sequence[str]) -> np.ndarray:
+        """`signature_values` of many texts at once, given their `dedup_key`s: one row per text. The same
+        values, with numpy's per-call overhead paid once per chunk of texts instead of once per text."""
+        out = np.empty((len(keys), self.rule.num_perm), dtype=np.uint32)
+        a, b = _permutations(self.rule.num_perm, self.seed)
+        grams = [gram_hashes(k, self.rule.ngram) for k in keys]
+        start = 0
+        while start < len(keys):
+            stop, total = start, 0
+            while stop < len(keys) and (total == 0 or total + grams[stop].size <= _CHUNK_GRAMS):
+                total += grams[stop].size
+                stop += 1
+            chunk = grams[start:stop]
+            sizes = np.fromiter((g.size for g in chunk), dtype=np.int64, count=len(chunk))
+            if total:
+                hashed = a * _fmix32(np.concatenate(chunk))[None, :] + b
+                starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+                nonempty = sizes > 0
+                block = np.full((len(chunk), self.rule.num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
+                block[nonempty] = np.minimum.reduceat(hashed, starts[nonempty], axis=1).T
+                out[start:stop] = block
+            else:
+                out[start:stop] = np.iinfo(np.uint32).max
+            start = stop
+        return out
+
+    def band_keys_matrix(self, matrix: np.ndarray) -> list[list[int]]:
+        """The LSH band keys of many signatures at once (see `_band_keys`)."""
+        bands = matrix[:, : self.bands * self.rows].reshape(len(matrix), self.bands, self.rows).astype(np.uint64)
+        return (bands * self._band_coefficients).sum(axis=2).tolist()
+
     def signature(self, text: str) -> LeanMinHash:
         return LeanMinHash(seed=self.seed, hashvalues=self.signature_values(text), scheme=_SCHEME)
 
     def _band_keys(self, values: np.ndarray) -> list[int]:
-        r = self.rows
-        return [hash(values[i * r : (i + 1) * r].tobytes()) for i in range(self.bands)]
+        # One 64-bit hash per band: a random odd-coefficient linear combination of its values (mod 2^64).
+        # A collision only adds a candidate, which the similarity check then drops.
+        bands = values[: self.bands * self.rows].reshape(self.bands, self.rows).astype(np.uint64)
+        return (bands * self._band_coefficients).sum(axis=1).tolist()
 
     def query(self, text: str, signature: LeanMinHash | np.ndarray | None = None) -> list[tuple[Hashable, float]]:
         """Earlier keys whose estimated Jaccard similarity with `text` reaches the threshold, most similar first."""
         values = _values(signature) if signature is not None else self.signature_values(text)
+        return self._query(values, self._band_keys(values))
+
+    def query_and_add(self, key: Hashable, text: str, signature: np.ndarray | None = None,
+                      add_if_new: bool = True, bands: list[int] | None = None) -> list[tuple[Hashable, float]]:
+        """`query`, then `add` under `key` when nothing matched; hashes the bands once for both
+        (`bands`: from `band_keys_matrix`, when the caller already has them)."""
+        values = _values(signature) if signature is not None else self.signature_values(text)
+        if bands is None:
+            bands = self._band_keys(values)
+        found = self._query(values, bands)
+        if not found and add_if_new:
+            self._add(key, values, bands)
+        return found
+
+    def _query(self, values: np.ndarray, bands: list[int]) -> list[tuple[Hashable, float]]:
         candidates: set[int] = set()
-        for table, band in zip(self._tables, self._band_keys(values), strict=True):
+        for table, band in zip(self._tables, bands, strict=True):
             hit = table.get(band)
             if hit is not None:
                 candidates.update(hit) if isinstance(hit, list) else candidates.add(hit)
@@ -122,6 +174,10 @@ class NearDuplicateIndex:
 
     def add(self, key: Hashable, text: str, signature: LeanMinHash | np.ndarray | None = None) -> np.ndarray:
         values = _values(signature) if signature is not None else self.signature_values(text)
+        self._add(key, values, self._band_keys(values))
+        return values
+
+    def _add(self, key: Hashable, values: np.ndarray, bands: list[int]) -> None:
         if key in self._position:
             raise ValueError(f"key {key!r} is already in the index")
         pos = len(self._keys)
@@ -130,7 +186,7 @@ class NearDuplicateIndex:
         self._matrix[pos] = values
         self._keys.append(key)
         self._position[key] = pos
-        for table, band in zip(self._tables, self._band_keys(values), strict=True):
+        for table, band in zip(self._tables, bands, strict=True):
             hit = table.get(band)
             if hit is None:
                 table[band] = pos
@@ -138,7 +194,6 @@ class NearDuplicateIndex:
                 hit.append(pos)
             else:
                 table[band] = [hit, pos]
-        return values
 
     def __contains__(self, key: Hashable) -> bool:
         return key in self._position

@@ -51,6 +51,8 @@ def jsonl_lines(draw) -> list[bytes]:
         else:
             line = b""
         lines.append(line)
+    # At least one row with a known layout, or the file is refused as a whole (an unknown layout).
+    lines.insert(draw(st.integers(0, len(lines))), json.dumps(alpaca(9), ensure_ascii=False).encode())
     return lines
 
 

@@ -7,6 +7,8 @@ import json
 import pytest
 
 from components.clean.core import _gate, _recheck_kept, run_clean
+from components.clean.parallel import Workers
+from components.clean.prepare import RowPreparer
 from components.common.config import RunConfig
 from tests.clean.rows import INSTRUCTION, alpaca, body, by_line, read_out, title, write_jsonl
 
@@ -170,7 +172,7 @@ def test_gate_measures_contamination_in_the_kept_file(tmp_path, cfg):
     kept = tmp_path / "kept.jsonl"
     write_jsonl(kept, [{"id": "a", "source_line": 1, "prompt": body(1), "completion": title(1)},
                        {"id": "b", "source_line": 2, "prompt": body(2), "completion": "旅行/京都/一人旅"}])
-    after = _recheck_kept(kept, cfg)
+    after = _recheck_kept(kept, Workers(RowPreparer(None, cfg, str(kept)), 1))
     assert (after.rows, after.contaminated, dict(after.by_rule)) == (2, 1, {"tag_list": 1})
     from components.clean.core import Tally
     from components.common.report import StageReport
@@ -199,3 +201,20 @@ def test_report_names_input_and_output_digests(tmp_path, cfg):
     assert report["outputs"]["kept.jsonl"] == sha256_file(tmp_path / "out" / "kept.jsonl")
     assert json.loads((tmp_path / "out" / "report.json").read_text())["gate"] == {"max_contamination_rate": 0.0,
                                                                                   "min_samples": 1}
+
+
+def test_worker_processes_give_the_same_files_as_one_process(tmp_path, cfg):
+    rows = []
+    for i in range(6000):
+        rows.append(alpaca(i % 5000, "#副業 #在宅" if i % 97 == 0 else None))
+    src = write_jsonl(tmp_path / "in.jsonl", rows + ["", "{broken"])
+    outputs = {}
+    for count in (1, 2):
+        cfg.clean.workers = count
+        cfg.clean.write_chart = False
+        report = run_clean(src, tmp_path / f"out{count}", cfg)
+        outputs[count] = [(tmp_path / f"out{count}" / name).read_bytes() for name in ("kept.jsonl", "rejected.jsonl")]
+        assert report.metrics["rows_in"] == 6002 and report.metrics["accounting_ok"]
+    assert outputs[1] == outputs[2]
+    # Bodies 0-999 appear twice (one clean copy each); of 1000-4999, the multiples of 97 are only tag lists.
+    assert report.metrics["kept"] == 5000 - len(range(1067, 5000, 97))

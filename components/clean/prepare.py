@@ -1,0 +1,140 @@
+"""Per-row work of the clean stage, independent of every other row: parse into a record, normalize, run the
+quality rules, compute the deduplication key and MinHash signature. Pure and picklable, so it runs in
+worker processes (components/clean/parallel.py) while the main process deduplicates in input order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from components.clean.readers import FieldProblem, RawLine, SourceRow, parse_row, to_record
+from components.common.config import RunConfig
+from components.common.detectors import find_contamination, is_placeholder
+from components.common.errors import row_problem
+from components.common.near_duplicates import NearDuplicateIndex
+from components.common.text import normalize
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+class Outcome(NamedTuple):
+    source_line: int
+    raw: Any
+    rule: str | None  # the rejecting rule, or None for a row that goes on to deduplication
+    detail: str | None
+    parsed: bool  # became a record (the denominator of the contamination rate)
+    contaminated: str | None  # the content rule that fired, for the contamination-before tally
+    kept: dict[str, Any] | None  # the unified record, for rows that go on
+    exact_key: bytes | None
+    signature: np.ndarray | None
+    bands: list[int] | None  # LSH band keys of the signature
+
+
+class Recheck(NamedTuple):
+    rows: int
+    contaminated: int
+    by_rule: Counter
+    examples: list[dict[str, Any]]
+
+
+def content_problem(prompt: str, completion: str, cfg: RunConfig) -> tuple[str, str] | None:
+    """The contamination rule a row breaks: the completion's detectors first, then an empty or
+    placeholder prompt (the issue's 'empty or whitespace input'). A body cut mid-sentence is fine."""
+    found = find_contamination(completion, cfg.clean)
+    if found:
+        return found[0], f"completion: {found[1]}"
+    if not prompt.strip():
+        return "incomplete", "prompt: empty"
+    if is_placeholder(prompt, cfg.clean.placeholders):
+        return "incomplete", f"prompt: placeholder '{prompt[:40]}'"
+    return None
+
+
+def length_problem(prompt: str, completion: str, cfg: RunConfig) -> str | None:
+    c = cfg.clean
+    for name, text, lo, hi in (("prompt", prompt, c.min_prompt_chars, c.max_prompt_chars),
+                               ("completion", completion, c.min_completion_chars, c.max_completion_chars)):
+        if len(text) < lo:
+            return f"{name}: {len(text)} characters < clean.min_{name}_chars={lo}"
+        if len(text) > hi:
+            return f"{name}: {len(text)} characters > clean.max_{name}_chars={hi}"
+    return None
+
+
+def dedup_text(prompt: str, completion: str, dedup_on: str) -> str:
+    if dedup_on == "prompt":
+        return prompt
+    if dedup_on == "completion":
+        return completion
+    return f"{prompt}\n{completion}"
+
+
+def compact(normalized: str) -> str:
+    """`text.dedup_key` of text that is already normalized, without normalizing it a second time."""
+    return _WHITESPACE.sub("", normalized).casefold()
+
+
+class RowPreparer:
+    def __init__(self, schema: str | None, cfg: RunConfig, where: str):
+        self.schema, self.cfg, self.where = schema, cfg, where
+        self.signer = NearDuplicateIndex(cfg.clean.near_duplicates)
+
+    def __call__(self, rows: list[SourceRow | RawLine]) -> list[Outcome]:
+        """Outcomes of a batch of rows; the survivors' signatures are computed together."""
+        outcomes = [self.one(parse_row(row)) for row in rows]
+        going_on = [i for i, o in enumerate(outcomes) if o.rule is None]
+        if going_on:
+            matrix = self.signer.signature_matrix([outcomes[i].signature for i in going_on])
+            bands = self.signer.band_keys_matrix(matrix)
+            for j, i in enumerate(going_on):
+                outcomes[i] = outcomes[i]._replace(signature=matrix[j], bands=bands[j])
+        return outcomes
+
+    def one(self, row: SourceRow) -> Outcome:
+        """Everything but the signature: for a row that goes on, `signature` holds its dedup key for now."""
+        cfg, line = self.cfg, row.source_line
+        if row.problem is not None:
+            rule, message = row.problem
+            return Outcome(line, row.raw, rule, row_problem(self.where, line, None, message), False, None, None, None,
+                           None, None)
+        try:
+            record = to_record(row.raw, self.schema, cfg.data, cfg.clean.control_chars)
+        except FieldProblem as exc:
+            detail = row_problem(self.where, line, exc.field, exc.message)
+            return Outcome(line, row.raw, "bad_input", detail, False, None, None, None, None, None)
+        prompt, completion = normalize(record.prompt), normalize(record.completion)
+        found = ("incomplete", record.null_field) if record.null_field else content_problem(prompt, completion, cfg)
+        if found:
+            return Outcome(line, row.raw, found[0], found[1], True, found[0], None, None, None, None)
+        bounds = length_problem(prompt, completion, cfg)
+        if bounds:
+            return Outcome(line, row.raw, "length", bounds, True, None, None, None, None, None)
+
+        kept: dict[str, Any] = {"id": record.id if record.id is not None else f"row-{line}", "source_line": line,
+                                "prompt": prompt, "completion": completion}
+        if record.category is not None:
+            kept["category"] = record.category
+        if record.group is not None:
+            kept["group"] = record.group
+        text = dedup_text(prompt, completion, cfg.clean.dedup_on)
+        key = compact(text)
+        exact_key = hashlib.blake2b(key.encode("utf-8"), digest_size=16).digest()
+        return Outcome(line, row.raw, None, None, True, None, kept, exact_key, key, None)
+
+    def recheck(self, lines: list[str]) -> Recheck:
+        """Counts contamination in kept.jsonl lines, as the gate measures it."""
+        contaminated, by_rule, examples = 0, Counter(), []
+        for line in lines:
+            rec = json.loads(line)
+            found = content_problem(rec["prompt"], rec["completion"], self.cfg)
+            if found:
+                contaminated += 1
+                by_rule[found[0]] += 1
+                examples.append({"id": rec["id"], "source_line": rec["source_line"], "reason": f"{found[0]}: {found[1]}"})
+        return Recheck(len(lines), contaminated, by_rule, examples[:20])
