@@ -330,9 +330,10 @@ class DegenerateSection(Section):
     # Prompt copy: output characters inside runs of >= prompt_copy_ngram characters shared with the prompt
     # (a phrase, not a shared word like ピアノ)...
     prompt_copy_ngram: int = Field(8, ge=2)
-    # ...at least this many of them (a title may lift one clause of the body: 朝の1時間を自分のために is 12)...
+    # ...one of those runs at least this long (a title may lift one clause of the body: 朝の1時間を自分のために
+    # is 12, and real titles recombine the body's phrases: 退職金の見込み額、思ったより300万円少なかった)...
     prompt_copy_min_chars: int = Field(16, ge=1)
-    # ...making up at least this share of the output (a title quoting one phrase of the body stays a title).
+    # ...and all of them making up this share of the output (a title quoting one phrase of the body stays a title).
     prompt_copy_min_coverage: float = Field(0.7, gt=0, le=1)
     # Loops: a character run (max_char_run), a unit of up to max_phrase_chars characters said
     # max_phrase_repeats times back to back; the same rule (and detector) the clean stage applies to titles,

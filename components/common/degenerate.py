@@ -188,7 +188,8 @@ def _prompt_copy_evidence(text: str, prompt: str | None, cfg: DegenerateSection,
     if not prompt:
         return None
     copied, total, longest = copied_from_prompt(text, prompt, cfg.prompt_copy_ngram)
-    if copied >= cfg.prompt_copy_min_chars and copied / total >= cfg.prompt_copy_min_coverage:
+    # One long verbatim run, not phrases recombined: a title that reuses the body's wording stays a title.
+    if len(longest) >= cfg.prompt_copy_min_chars and copied / total >= cfg.prompt_copy_min_coverage:
         return f"{copied}/{total} characters copied from the prompt, e.g. {longest!r}"
     return None
 

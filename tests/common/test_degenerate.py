@@ -71,6 +71,7 @@ CLEAN = [
     "ワーク・ライフ・バランスって何だろう",
     "40歳の誕生日に、ピアノをもう一度",  # shares words with the body, copies no phrase of it
     "電子ピアノを買って再開した",  # one clause of the body (13 characters) makes a fair title
+    "自分の指が他人のもの、バイエルの後半すら弾けず",  # the body's phrases recombined, no long verbatim run
     "2024年の振り返り",
     "まさか……の結末",  # NFKC writes …… as six dots; it is still one ellipsis
 ]
