@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_hf_check)
 
     c = subparsers.add_parser("check-outputs", help="flag degenerate outputs in a JSONL file",
-                              description="Reads rows with 'output' (and optionally 'prompt', 'reference'), "
+                              description="Reads rows with 'output' (and optionally 'prompt', 'reference', and "
+                                          "'finished': false for a generation cut off by the token limit), "
                                           "writes each row back with 'flags', prints the rate per flag as JSON "
                                           "(and ROUGE-L/chrF/BLEU for rows with a 'reference').")
     c.add_argument("--input", required=True, help="JSONL rows with an 'output' field")
@@ -61,7 +62,7 @@ def _read_rows(path: Path) -> list[dict]:
 
 
 def _check_outputs(args: argparse.Namespace) -> int:
-    from components.common.degenerate import inspect_output
+    from components.common.degenerate import inspect_generation, inspect_output
     from components.common.report import write_jsonl
     from components.hf_check.core import degenerate_rates
 
@@ -69,7 +70,11 @@ def _check_outputs(args: argparse.Namespace) -> int:
     rows = _read_rows(Path(args.input))
     for row in rows:
         prompt = row.get("prompt") if isinstance(row.get("prompt"), str) else None
-        found = inspect_output(row["output"], prompt, cfg.hf_check.degenerate, cfg.clean, cfg.train.prompt_template)
+        if isinstance(row.get("finished"), bool):  # a generation log (samples.jsonl): the token-limit rule applies
+            found = inspect_generation(row["output"], row["finished"], prompt, cfg.hf_check, cfg.clean,
+                                       cfg.train.prompt_template)
+        else:
+            found = inspect_output(row["output"], prompt, cfg.hf_check.degenerate, cfg.clean, cfg.train.prompt_template)
         row["flags"] = list(found)
         row["flag_details"] = found
     write_jsonl(args.output, rows)
