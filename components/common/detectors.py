@@ -194,7 +194,8 @@ def _heavy_tolerated(segments: list[str], weights: list[int], used: list[str]) -
     - it holds sentence punctuation (。！？);
     - separators are mixed (節約・貯金・投資、全部やめてみた結果);
     - it is last and opens with a noun and a particle, the list being that particle's object
-      (東京、大阪、福岡で働いた; 嵐山を歩いた);
+      (東京、大阪、福岡で働いた; 嵐山を歩いた), or is last after 、 or a space, which join the parts of a
+      sentence (ありがとう、さようなら、また会う日まで);
     - it continues a katakana name across ・ (ロード・オブ・ザ・リングを観た)."""
     heavy = [i for i, w in enumerate(weights) if w == HEAVY]
     if not heavy:
@@ -203,7 +204,7 @@ def _heavy_tolerated(segments: list[str], weights: list[int], used: list[str]) -
         return False
     if any(_SENTENCE_PUNCT.search(segments[i]) for i in heavy):
         return False  # 東京、大阪、福岡。3都市で働いてみた
-    if heavy[-1] == len(segments) - 1 and _opens_with_noun_and_particle(segments[-1]):
+    if heavy[-1] == len(segments) - 1 and (used[-1] in "、 " or _opens_with_noun_and_particle(segments[-1])):
         return False
     for i in heavy:
         if i and used[i - 1] == "・" and _is_katakana(segments[i - 1][-1]) and _is_katakana(segments[i][0]):
@@ -284,7 +285,9 @@ def _title_with_tags(text: str, rule: TagListRule) -> str | None:
 
 
 # ---------------------------------------------------------------- URL / HTML / Markdown
-_URL = re.compile(r"(?i)\b(?:https?|ftp)://\S+|\bwww\.[a-z0-9-]+(?:\.[a-z0-9-]+)+\S*")
+# Scheme URLs, www. hosts, and bare domains with a path (note.com/user/n/abc; not "note.comで書く").
+_URL = re.compile(r"(?i)\b(?:https?|ftp)://\S+|\bwww\.[a-z0-9-]+(?:\.[a-z0-9-]+)+\S*|"
+                  r"\b(?:[a-z0-9-]+\.)+(?:com|net|org|jp|io|me|info|dev|app|ly|tv|co)/[\x21-\x7e]*")
 _HTML_TAG_NAMES = (
     "a|abbr|article|aside|audio|b|blockquote|body|br|button|center|code|div|em|figure|font|footer|form|"
     "h[1-6]|head|header|hr|html|i|iframe|img|input|label|li|link|meta|nav|noscript|ol|option|p|pre|s|script|"

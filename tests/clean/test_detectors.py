@@ -73,7 +73,7 @@ def test_repetition_thresholds_come_from_the_rule():
 
 @pytest.mark.parametrize("text", ["https://note.com/abc", "詳しくはこちら https://example.jp/x", "www.example.com",
                                   "<br>転職して半年", "<p>タイトル</p>", "転職&amp;副業", "[こちら](https://x.jp)",
-                                  "## 見出し"])
+                                  "## 見出し", "note.com/user/n/abc123"])
 def test_url_html_and_markup_are_detected(text):
     assert detect_url_or_html(text) is not None
 
