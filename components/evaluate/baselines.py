@@ -60,8 +60,11 @@ class HeuristicSpec:
     separator: str = "\n\n"
     instructions: set[str] = field(default_factory=set)
 
+    def article(self, prompt: str) -> str:
+        return article_text(prompt, self.separator, self.instructions)
+
     def title(self, prompt: str) -> str:
-        return heuristic_title(article_text(prompt, self.separator, self.instructions), self.title_chars)
+        return heuristic_title(self.article(prompt), self.title_chars)
 
 
 def learn_heuristic(train_path: Path, cfg: RunConfig) -> HeuristicSpec:

@@ -165,7 +165,7 @@ def _judge(rows, systems: dict[str, SystemOutputs], cfg: RunConfig, per_system: 
            samples: list[dict[str, Any]]) -> dict[str, Any]:
     judge = cfg.evaluate.judge
     names = [s for s in judge.systems if s in systems]
-    items = [{"id": i, "system": name, "article": rows[i]["prompt"], "title": systems[name].outputs[i]}
+    items = [{"id": i, "system": name, "article": samples[i]["article"], "title": systems[name].outputs[i]}
              for i in range(min(judge.max_samples, len(rows))) for name in names]
     result = judge_outputs(items, judge)
     for v in result.verdicts:
@@ -259,8 +259,9 @@ def run_evaluate(gguf_path: str | Path, data_dir: str | Path, output_dir: str | 
     systems = {s.name: s for s in (finetuned, base, heuristic)}
 
     per_system: dict[str, dict[str, Any]] = {}
+    # The article without the instruction the prompts open with: what the judge and human raters read.
     samples = [{"id": r["id"], "source_line": r["source_line"], "prompt": r["prompt"], "reference": r["reference"],
-                "outputs": {}, "flags": {}, "rouge_l": {}} for r in rows]
+                "article": heuristic_spec.article(r["prompt"]), "outputs": {}, "flags": {}, "rouge_l": {}} for r in rows]
     for name, system in systems.items():
         per_system[name], flags = system_metrics(system, rows, cfg)
         pair_scores = jp_metrics.rouge_l_per_pair(system.outputs, refs)

@@ -152,7 +152,7 @@ def _samples_section(samples: list[dict[str, Any]], systems: list[str], limit: i
     head = "".join(f"<th>{escape(s)}</th>" for s in systems)
     rows = ""
     for n, sample in enumerate(samples[:limit], 1):
-        article = sample["prompt"]
+        article = sample.get("article") or sample["prompt"]
         short = article if len(article) <= _ARTICLE_CHARS else article[:_ARTICLE_CHARS] + "…"
         cells = ""
         for system in systems:

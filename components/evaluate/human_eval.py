@@ -23,7 +23,8 @@ KEY_COLUMNS = ["pair_id", "id", "source_line", "A", "B"]
 
 def write_human_eval(samples: list[dict[str, Any]], system_a: str, system_b: str, n_pairs: int, seed: int,
                      output_dir: str | Path) -> dict[str, Any]:
-    """samples: rows with id, source_line, prompt and outputs[system]. Returns what the report records."""
+    """samples: rows with id, source_line, prompt (or article: the prompt without its instruction) and
+    outputs[system]. Returns what the report records."""
     out = Path(output_dir)
     eligible = [s for s in samples if s["outputs"].get(system_a) is not None
                 and s["outputs"].get(system_b) is not None
@@ -37,7 +38,8 @@ def write_human_eval(samples: list[dict[str, Any]], system_a: str, system_b: str
         sample = eligible[idx]
         first, second = (system_a, system_b) if rng.random() < 0.5 else (system_b, system_a)
         pair_id = f"P{n:03d}"
-        rater_rows.append([pair_id, sample["prompt"], sample["outputs"][first], sample["outputs"][second], "", ""])
+        article = sample.get("article") or sample["prompt"]
+        rater_rows.append([pair_id, article, sample["outputs"][first], sample["outputs"][second], "", ""])
         key_rows.append([pair_id, sample["id"], sample.get("source_line", ""), first, second])
     _write_csv(out / RATER_FILE, RATER_COLUMNS, rater_rows)
     _write_csv(out / KEY_FILE, KEY_COLUMNS, key_rows)

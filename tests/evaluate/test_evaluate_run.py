@@ -130,6 +130,8 @@ def test_human_eval_pairs_are_blind_and_keyed(evaluated):
         key = keys[pair["pair_id"]]
         sample = samples[key["id"]]
         assert pair["title_A"] == sample["outputs"][key["A"]] and pair["title_B"] == sample["outputs"][key["B"]]
+        assert pair["article"] == sample["article"] and sample["article"] in sample["prompt"]
+        assert not any(pair["article"].startswith(ask) for ask in data["heuristic_instructions"])
 
 
 class _Sections(HTMLParser):
