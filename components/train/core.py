@@ -54,6 +54,7 @@ from components.common.report import StageReport
 from components.train.checkpoints import CheckpointMirror, mirror_callback
 from components.train.examples import EncodedSplit, encode_rows, read_split, uses_chat_template
 from components.train.policy import check_policy
+from components.train.tiny_base import torch_threads
 
 STAGE = "train"
 CHECKPOINTS = "checkpoints"
@@ -86,7 +87,8 @@ def run_train(data_dir: str | Path, base_model: str | None, output_dir: str | Pa
 
         _check_hardware(cfg)
         model_dir = _localize_model(base_model, Path(tmp) / "base", cfg)
-        _train(train_rows, val_rows, model_dir, base_model, out, cfg, report, _digest(data, base_model, cfg))
+        with torch_threads(None if _cuda() else cfg.train.cpu_threads):
+            _train(train_rows, val_rows, model_dir, base_model, out, cfg, report, _digest(data, base_model, cfg))
     return report
 
 
@@ -134,8 +136,8 @@ def _load(model_dir: Path | str, cfg: RunConfig):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    cuda = torch.cuda.is_available()
-    kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if cuda else torch.float32, "use_safetensors": True,
+    bf16 = _bf16()
+    kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if bf16 else torch.float32, "use_safetensors": True,
                               "trust_remote_code": cfg.train.trust_remote_code}
     if cfg.train.quantization == "4bit":
         from transformers import BitsAndBytesConfig
@@ -153,7 +155,20 @@ def _load(model_dir: Path | str, cfg: RunConfig):
             raise ConfigError(f"{model_dir}: this model needs its own code; set train.trust_remote_code=true "
                               "only if you trust it") from None
         raise
-    return model, tokenizer, cuda
+    return model, tokenizer, bf16
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _bf16() -> bool:
+    """bf16 where the GPU supports it, fp32 everywhere else (CPU training in bf16 is slow and lossy)."""
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
 def _encode(rows, tokenizer, cfg: RunConfig, name: str) -> EncodedSplit:
@@ -167,7 +182,7 @@ def _encode(rows, tokenizer, cfg: RunConfig, name: str) -> EncodedSplit:
     return encoded
 
 
-def sft_config(cfg: RunConfig, output_dir: Path, cuda: bool):
+def sft_config(cfg: RunConfig, output_dir: Path, bf16: bool):
     from trl import SFTConfig
 
     t = cfg.train
@@ -183,9 +198,9 @@ def sft_config(cfg: RunConfig, output_dir: Path, cuda: bool):
         eval_strategy="steps", eval_steps=t.eval_steps, save_strategy="steps", save_steps=t.save_steps,
         save_total_limit=t.save_total_limit, logging_steps=t.logging_steps,
         load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
-        bf16=cuda, use_cpu=not cuda,
+        bf16=bf16, use_cpu=not _cuda(),
         max_length=max_length, packing=t.packing, packing_strategy=t.packing_strategy,
-        padding_free=t.padding_free, completion_only_loss=True,
+        padding_free=t.padding_free, completion_only_loss=True, gradient_checkpointing=t.gradient_checkpointing,
         include_num_input_tokens_seen="non_padding", report_to="none", disable_tqdm=True,
         dataloader_num_workers=0,
     )
@@ -218,48 +233,45 @@ def real_token_share(trainer) -> float:
     return counted["real"] / slots if slots else 0.0
 
 
-class _Progress:
-    """Prints training progress to stderr and measures tokens per second of the training session."""
+def progress_callback():
+    """Prints training progress to stderr and measures the real tokens per second of this session."""
+    from transformers import TrainerCallback
 
-    def __new__(cls):
-        from transformers import TrainerCallback
+    class Progress(TrainerCallback):
+        started, tokens_at_start, seconds, tokens = 0.0, 0, 0.0, 0
 
-        class Progress(TrainerCallback):
-            started = tokens_at_start = None
-            seconds = tokens = 0.0
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.started, self.tokens_at_start = time.monotonic(), state.num_input_tokens_seen
 
-            def on_train_begin(self, args, state, control, **kwargs):
-                self.started, self.tokens_at_start = time.monotonic(), state.num_input_tokens_seen
+        def on_train_end(self, args, state, control, **kwargs):
+            self.seconds = time.monotonic() - self.started
+            self.tokens = state.num_input_tokens_seen - self.tokens_at_start
 
-            def on_train_end(self, args, state, control, **kwargs):
-                self.seconds = time.monotonic() - self.started
-                self.tokens = state.num_input_tokens_seen - self.tokens_at_start
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logs = logs or {}
+            parts = [f"{k.replace('eval_', 'val_')} {logs[k]:.4f}" for k in ("loss", "eval_loss") if k in logs]
+            if parts:
+                print(f"train: step {state.global_step}/{state.max_steps} " + " ".join(parts),
+                      file=sys.stderr, flush=True)
 
-            def on_log(self, args, state, control, logs=None, **kwargs):
-                logs = logs or {}
-                parts = [f"{k.replace('eval_', 'val_')} {logs[k]:.4f}" for k in ("loss", "eval_loss") if k in logs]
-                if parts:
-                    print(f"train: step {state.global_step}/{state.max_steps} " + " ".join(parts),
-                          file=sys.stderr, flush=True)
-
-        return Progress()
+    return Progress()
 
 
 def _train(train_rows, val_rows, model_dir, base_model: str, out: Path, cfg: RunConfig, report: StageReport,
            settings_digest: str) -> None:
-    from transformers import EarlyStoppingCallback
+    from transformers import EarlyStoppingCallback, set_seed
     from trl import SFTTrainer
 
     from components.train.loss_curve import plot_loss_curves
     from components.train.overfit import detect_overfitting
 
-    model, tokenizer, cuda = _load(model_dir, cfg)
+    model, tokenizer, bf16 = _load(model_dir, cfg)
     train_set, val_set = _encode(train_rows, tokenizer, cfg, "train"), _encode(val_rows, tokenizer, cfg, "val")
 
     checkpoints = out / CHECKPOINTS
     shutil.rmtree(checkpoints, ignore_errors=True)  # scratch: the mirror, not this folder, is what resumes
     callbacks = [EarlyStoppingCallback(cfg.train.early_stopping_patience, cfg.train.early_stopping_threshold)]
-    progress = _Progress()
+    progress = progress_callback()
     callbacks.append(progress)
     resumed_from, run_id = None, cfg.run.run_id
     if cfg.train.checkpoint_uri:
@@ -274,7 +286,8 @@ def _train(train_rows, val_rows, model_dir, base_model: str, out: Path, cfg: Run
             if resumed_from is not None:
                 print(f"train: resuming from {mirror.prefix}/{resumed_from.name}", file=sys.stderr)
 
-    trainer = SFTTrainer(model=model, args=sft_config(cfg, checkpoints, cuda), train_dataset=train_set.as_dataset(),
+    set_seed(cfg.run.seed)  # the LoRA weights are initialised inside SFTTrainer, before the Trainer seeds
+    trainer = SFTTrainer(model=model, args=sft_config(cfg, checkpoints, bf16), train_dataset=train_set.as_dataset(),
                          eval_dataset=val_set.as_dataset(), processing_class=tokenizer, peft_config=lora_config(cfg),
                          callbacks=callbacks)
     share = real_token_share(trainer)
@@ -337,7 +350,7 @@ def _merge(model_dir, out: Path, tokenizer, cfg: RunConfig) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    dtype = torch.bfloat16 if _bf16() else torch.float32
     base = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype, use_safetensors=True,
                                                 trust_remote_code=cfg.train.trust_remote_code)
     merged = PeftModel.from_pretrained(base, str(out / "adapter")).merge_and_unload()

@@ -26,6 +26,7 @@ import math
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +130,7 @@ def train_tokenizer(texts: list[str], section: TinyBaseSection, out_dir: Path):
     # One sentence per line of text: SentencePiece cannot hold a newline inside a piece anyway (it is
     # encoded through byte fallback), and shorter sentences keep training fast.
     sentences = [line for text in texts for line in text.split("\n") if line.strip()]
-    spm.SentencePieceTrainer.train(
+    options = dict(
         sentence_iterator=iter(sentences), model_writer=model, model_type="bpe", vocab_size=section.vocab_size,
         byte_fallback=True, character_coverage=section.character_coverage, split_digits=True,
         # No normalization and no dummy prefix: HF's Llama tokenizer has no normalizer and is told
@@ -139,6 +140,14 @@ def train_tokenizer(texts: list[str], section: TinyBaseSection, out_dir: Path):
         shuffle_input_sentence=False, num_threads=1, max_sentence_length=1 << 16, minloglevel=2,
         hard_vocab_limit=False,
     )
+    try:
+        spm.SentencePieceTrainer.train(**options)
+    except RuntimeError as exc:
+        if "Vocabulary size is smaller than required_chars" in str(exc):
+            raise ConfigError(f"tiny_base.vocab_size={section.vocab_size} cannot hold the characters the corpus needs "
+                              f"at tiny_base.character_coverage={section.character_coverage} ({exc}); raise the "
+                              "vocabulary or lower the coverage (rarer characters then fall back to bytes)") from None
+        raise
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "tokenizer.model").write_bytes(model.getvalue())
     return LlamaTokenizer.from_pretrained(str(out_dir), add_bos_token=True, add_prefix_space=False, pad_token="<pad>")
@@ -220,10 +229,30 @@ def pretrain(model, blocks, section: TinyBaseSection) -> list[float]:
 
 def make_tiny_base(corpus: str | Path, output: str, cfg: RunConfig) -> dict[str, Any]:
     """Builds the tiny base model from `corpus` into `output` (a folder or an s3:// prefix)."""
+    section = cfg.tiny_base
+    _check_sizes(section)
+    with torch_threads(section.num_threads):
+        return _make(corpus, output, cfg)
+
+
+@contextmanager
+def torch_threads(n: int | None):
+    """torch's CPU thread count set to `n` for a block, then restored (None leaves it alone)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _make(corpus: str | Path, output: str, cfg: RunConfig) -> dict[str, Any]:
     import torch
 
     section = cfg.tiny_base
-    _check_sizes(section)
     started = time.monotonic()
     torch.manual_seed(section.seed)
     with tempfile.TemporaryDirectory(prefix="finegate-tiny-base-") as tmp:
