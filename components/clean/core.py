@@ -150,7 +150,7 @@ def _clean_rows(outcomes: Iterator[Outcome], cfg: RunConfig, where: str, kept_f:
     def reject(row: Outcome, rule: str, detail: str) -> None:
         tally.rejected[rule] += 1
         rejected_f.write(json_line({"source_line": row.source_line, "rule": rule, "reason": f"{rule}: {detail}",
-                                    "raw": row.raw}))
+                                    "raw": parse_row(row.raw).raw}))
 
     for row in outcomes:
         tally.rows_in += 1

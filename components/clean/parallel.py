@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from itertools import chain, islice
 from typing import Any, TypeVar
 
-from components.clean.prepare import RowPreparer
+from components.clean.prepare import Outcome, Recheck, RowPreparer
 
 T = TypeVar("T")
 BATCH = 512
@@ -38,10 +38,14 @@ def _recheck(lines):
 
 
 def worker_count(configured: int) -> int:
-    """clean.workers: 0 means one per CPU core, at most 4 (the main process deduplicates meanwhile)."""
+    """clean.workers: 0 means one per idle CPU core (cores minus the 1-minute load average), at most 4.
+    Workers cost about a quarter more CPU in all (rows and results cross process boundaries), which pays
+    only when cores are free; on a busy machine one process is faster."""
     if configured > 0:
         return configured
-    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    idle = cores - os.getloadavg()[0]
+    return max(1, min(4, int(idle + 0.5)))
 
 
 def batched(items: Iterable[T], size: int = BATCH) -> Iterator[list[T]]:
@@ -62,31 +66,44 @@ class Workers:
             ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
             self.pool = ctx.Pool(self.count, initializer=_init, initargs=(self.preparer,))
 
-    def _ordered(self, fn: Callable[[list], Any], local: Callable[[list], Any], batches: Iterator[list]) -> Iterator[Any]:
+    def _ordered(self, fn: Callable[[list], Any], local: Callable[[list], Any],
+                 batches: Iterator[list]) -> Iterator[tuple[list, Any]]:
+        """(batch, result) pairs in input order."""
         if self.count <= 1:
             for batch in batches:
-                yield local(batch)
+                yield batch, local(batch)
             return
         head = list(islice(batches, MIN_ROWS_FOR_WORKERS // BATCH))
         if len(head) < MIN_ROWS_FOR_WORKERS // BATCH and self.pool is None:
             for batch in head:
-                yield local(batch)
+                yield batch, local(batch)
             return
         self._start()
         pending: deque = deque()
         for batch in chain(head, batches):
-            pending.append(self.pool.apply_async(fn, (batch,)))
+            pending.append((batch, self.pool.apply_async(fn, (batch,))))
             if len(pending) >= 2 * self.count + 2:  # bounded read-ahead: memory stays flat
-                yield pending.popleft().get()
+                batch, result = pending.popleft()
+                yield batch, result.get()
         while pending:
-            yield pending.popleft().get()
+            batch, result = pending.popleft()
+            yield batch, result.get()
 
-    def prepare(self, rows: Iterable) -> Iterator:
-        for outcomes in self._ordered(_prepare, self.preparer, batched(rows)):
-            yield from outcomes
+    def prepare(self, rows: Iterable) -> Iterator[Outcome]:
+        """Each row's Outcome in input order, with (for rows that go on) its signature and bands. `raw` is the
+        row as read (a SourceRow, or a RawLine to parse again if the row is rejected): the raw content does
+        not travel back from the workers."""
+        for batch, (outcomes, matrix, bands) in self._ordered(_prepare, self.preparer, batched(rows)):
+            for item, outcome in zip(batch, outcomes, strict=True):
+                if outcome.rule is None:
+                    j = outcome.signature
+                    yield outcome._replace(raw=item, signature=matrix[j], bands=bands[j])
+                else:
+                    yield outcome._replace(raw=item)
 
-    def recheck(self, lines: Iterable[str]) -> Iterator:
-        yield from self._ordered(_recheck, self.preparer.recheck, batched(lines, 2 * BATCH))
+    def recheck(self, lines: Iterable[str]) -> Iterator[Recheck]:
+        for _, result in self._ordered(_recheck, self.preparer.recheck, batched(lines, 2 * BATCH)):
+            yield result
 
 
 @contextmanager

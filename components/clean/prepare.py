@@ -25,15 +25,23 @@ _WHITESPACE = re.compile(r"\s+")
 
 class Outcome(NamedTuple):
     source_line: int
-    raw: Any
+    raw: Any  # the row as read (SourceRow or RawLine): attached by the caller, not sent back by workers
     rule: str | None  # the rejecting rule, or None for a row that goes on to deduplication
     detail: str | None
     parsed: bool  # became a record (the denominator of the contamination rate)
     contaminated: str | None  # the content rule that fired, for the contamination-before tally
     kept: dict[str, Any] | None  # the unified record, for rows that go on
     exact_key: bytes | None
-    signature: np.ndarray | None
+    signature: np.ndarray | int | str | None  # MinHash values (a row of Prepared.matrix in a batch)
     bands: list[int] | None  # LSH band keys of the signature
+
+
+class Prepared(NamedTuple):
+    """A batch's outcomes; `signature` of an outcome that goes on is its row in `matrix` and `bands`."""
+
+    outcomes: list[Outcome]
+    matrix: np.ndarray
+    bands: list[list[int]]
 
 
 class Recheck(NamedTuple):
@@ -85,16 +93,16 @@ class RowPreparer:
         self.schema, self.cfg, self.where = schema, cfg, where
         self.signer = NearDuplicateIndex(cfg.clean.near_duplicates)
 
-    def __call__(self, rows: list[SourceRow | RawLine]) -> list[Outcome]:
-        """Outcomes of a batch of rows; the survivors' signatures are computed together."""
-        outcomes = [self.one(parse_row(row)) for row in rows]
+    def __call__(self, rows: list[SourceRow | RawLine]) -> Prepared:
+        """Outcomes of a batch of rows, without the raw rows (the caller has them: less to send back from a
+        worker); the signatures of the rows that go on are computed together, one matrix row each."""
+        outcomes = [self.one(parse_row(row))._replace(raw=None) for row in rows]
         going_on = [i for i, o in enumerate(outcomes) if o.rule is None]
-        if going_on:
-            matrix = self.signer.signature_matrix([outcomes[i].signature for i in going_on])
-            bands = self.signer.band_keys_matrix(matrix)
-            for j, i in enumerate(going_on):
-                outcomes[i] = outcomes[i]._replace(signature=matrix[j], bands=bands[j])
-        return outcomes
+        matrix = self.signer.signature_matrix([outcomes[i].signature for i in going_on])
+        bands = self.signer.band_keys_matrix(matrix) if going_on else []
+        for j, i in enumerate(going_on):
+            outcomes[i] = outcomes[i]._replace(signature=j)
+        return Prepared(outcomes, matrix, bands)
 
     def one(self, row: SourceRow) -> Outcome:
         """Everything but the signature: for a row that goes on, `signature` holds its dedup key for now."""
