@@ -20,12 +20,21 @@ half-width forms (``｜`` / ``|``, ``＃`` / ``#``) behave the same; pass raw or
                                                       stage applies this one to completions only.
 
 Aliases for other stages, same signature: ``tag_list``/``find_tag_list``, ``repetition``/``find_repetition``,
-``url_or_html``, ``placeholder``, ``incomplete`` (and ``find_`` forms of each). ``find_contamination(text, cfg.clean)`` runs them all in the clean stage's order and
-returns ``(rule_name, detail)`` for the first that fires, or ``None``.
+``url_or_html``, ``placeholder``, ``incomplete`` (and ``find_`` forms of each).
 
-The tag-list detector tells a title's parts from tags with a morphological analyzer (fugashi + unidic-lite):
-a tag is a short run of nouns, affixes and symbols; a segment with a particle, an auxiliary, a conjugated
-verb or adjective, or sentence punctuation is part of a sentence, so the row is a title, not a tag list.
+    find_contamination(text, cfg.clean) -> (rule, detail) | None   all of them, in the clean stage's order
+                                          (url_or_html, tag_list, repetition, incomplete; placeholders count
+                                          as incomplete)
+    is_placeholder(text, placeholders) -> bool   whole-text placeholder only (what clean checks on prompts)
+
+The tag-list detector splits a title at list separators outside brackets and weighs each part with a
+morphological analyzer (fugashi + unidic-lite): bare (nouns, affixes, nominal verbs: 自己紹介, 働き方),
+light (also の and attributive な: 今日の学び, 丁寧な暮らし) or heavy (case particles, conjugated verbs,
+auxiliaries, sentence punctuation: 年収より大事だったこと). Three or more short parts that are bare or light
+(with at most one verb-like tag such as やってみた) are a list; two parts are title and subtitle unless both
+are bare nouns; a long title followed by three or more tags is a title with tags tacked on. Series
+markers (その2, 第3回), katakana names joined by ・ and lists that lead into a sentence (東京、大阪、福岡で
+働いた) are kept.
 """
 
 from __future__ import annotations
