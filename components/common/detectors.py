@@ -403,6 +403,10 @@ _DANGLING_END = "|/・、,¦‖:"
 _DANGLING_START = "|/、,¦‖"
 
 
+# "(笑" / "（泣" left open at the end is a written laugh or sob, not a cut title.
+_NETSPEAK_PAREN = re.compile(r"\((?:笑|泣|汗|爆笑|苦笑)\)?$")
+
+
 def detect_incomplete(text: str, rule_cfg: object = None) -> str | None:
     """A title that is not whole: empty or white space, an unclosed bracket (【保存版 ...), a closing
     bracket with no opener (」」), a dangling separator at either end (転職して半年｜), or no letters,
@@ -413,7 +417,7 @@ def detect_incomplete(text: str, rule_cfg: object = None) -> str | None:
     if not any(ch.isalnum() for ch in text):
         return "no words, only symbols"
     stack: list[str] = []
-    for ch in text:
+    for ch in _NETSPEAK_PAREN.sub("", text) if _HAS_BRACKET.search(text) else "":
         if ch in _OPEN_TO_CLOSE:
             stack.append(ch)
         elif ch in _CLOSE_TO_OPEN:

@@ -102,7 +102,8 @@ def test_incomplete_titles_are_detected(text, detail):
 
 
 @pytest.mark.parametrize("text", ["【保存版】家計簿アプリ3つを比べてみた", "「読む・書く・話す」を毎日続けたら",
-                                  "気づいたこと…", "C++とC#の違い", "ゆっくり、でも確実に。"])
+                                  "気づいたこと…", "C++とC#の違い", "ゆっくり、でも確実に。", "今日も寝坊した(笑",
+                                  "また失敗した（泣）"])
 def test_whole_titles_are_not_incomplete(text):
     assert detect_incomplete(text) is None
 
