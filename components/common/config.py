@@ -124,8 +124,9 @@ class CleanSection(Section):
     # clean_rules.png (rows per rule) beside report.json; off saves about a second per run (property tests).
     write_chart: bool = True
     # Processes that parse, normalize, check and sign rows while this one deduplicates in input order.
-    # 0: one per CPU core (at most 4); 1: everything in this process. Inputs of a few thousand rows
-    # always stay in-process (starting workers would cost more than it saves).
+    # 0: one per idle core (cores minus the load average, at most 4; workers cost ~25% more CPU in all, so
+    # they pay only on free cores); 1: everything in this process. Inputs of a few thousand rows always
+    # stay in-process.
     workers: int = Field(0, ge=0)
 
 
