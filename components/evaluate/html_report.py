@@ -28,7 +28,8 @@ body{font-family:system-ui,-apple-system,"Hiragino Sans","Noto Sans CJK JP","Yu 
 h1{font-size:1.6rem;margin-bottom:.2rem} h2{font-size:1.2rem;margin-top:2.2rem;border-bottom:1px solid #d0d7de;
   padding-bottom:.3rem} .sub{color:#57606a;font-size:.9rem}
 table{border-collapse:collapse;width:100%;font-size:.88rem;margin:.6rem 0}
-th,td{border:1px solid #d0d7de;padding:.35rem .5rem;text-align:left;vertical-align:top}
+th,td{border:1px solid #d0d7de;padding:.35rem .5rem;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+table.samples{table-layout:fixed} table.samples col.n{width:2.5rem} table.samples col.article{width:28%}
 th{background:#f6f8fa} td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .badge{display:inline-block;padding:.1rem .55rem;border-radius:1rem;font-weight:600;font-size:.82rem;color:#fff}
 .pass{background:#1a7f37} .fail{background:#cf222e} .skip{background:#6e7781}
@@ -123,7 +124,10 @@ def _degenerate_section(report: dict[str, Any]) -> str:
     rows = "".join(f"<tr><td>{escape(name)}</td>" + "".join(
         f'<td class="num">{info.get("degenerate_by_kind", {}).get(k, 0)}</td>' for k in kinds) + "</tr>"
         for name, info in report["systems"].items())
-    return f"<h2>Degenerate outputs</h2><table><tr><th>system</th>{head}</tr>{rows}</table>"
+    note = ("<p class=sub>The heuristic quotes the article by construction: its prompt_copy flags are expected; "
+            "its other flags say what the article's first sentence looks like.</p>" if "heuristic" in report["systems"]
+            else "")
+    return f"<h2>Degenerate outputs</h2><table><tr><th>system</th>{head}</tr>{rows}</table>{note}"
 
 
 def _judge_section(judge: dict[str, Any]) -> str:
@@ -163,9 +167,10 @@ def _samples_section(samples: list[dict[str, Any]], systems: list[str], limit: i
             cells += f"<td>{escape(title) if title is not None else '–'}{flags}{score_txt}</td>"
         rows += (f'<tr><td class=num>{n}</td><td class="article" title="{escape(article)}">{escape(short)}</td>'
                  f"<td>{escape(sample['reference'])}</td>{cells}</tr>")
+    cols = '<col class="n"><col class="article">' + "<col>" * (len(systems) + 1)
     return (f"<h2>Samples</h2><p class=sub>The first {min(limit, len(samples))} of {len(samples)} test rows "
-            "(all of them are in samples.jsonl).</p><table><tr><th>#</th><th>article</th><th>reference</th>"
-            f"{head}</tr>{rows}</table>")
+            f"(all of them are in samples.jsonl).</p><table class=\"samples\">{cols}<tr><th>#</th><th>article</th>"
+            f"<th>reference</th>{head}</tr>{rows}</table>")
 
 
 def write_html_report(report: dict[str, Any], stage_reports: list[dict[str, Any]], samples: list[dict[str, Any]],
