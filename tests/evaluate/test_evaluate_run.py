@@ -196,3 +196,20 @@ def test_cli_refuses_a_file_that_is_not_gguf(run_dir, tmp_path, capsys):
                      "--output-dir", str(tmp_path / "out")])
     assert code == 2
     assert "malformed GGUF" in capsys.readouterr().err
+
+
+def test_llama_cpp_perplexity_matches_transformers_on_the_same_f16_model(base_gguf, base_model_dir, run_dir):
+    from components.evaluate.baselines import hf_base_tokenizer_and_model
+    from components.evaluate.core import prompt_formatter, read_test_rows
+    from components.evaluate.systems import run_gguf
+
+    cfg = load_config(None, ["evaluate.n_ctx=512", "evaluate.max_new_tokens=4"])
+    rows = read_test_rows(run_dir / "split" / "test.jsonl", 8)
+    prompts, refs = [r["prompt"] for r in rows], [r["reference"] for r in rows]
+    model, tokenizer = hf_base_tokenizer_and_model(base_model_dir)
+    fmt = prompt_formatter(cfg, tokenizer)
+    hf = jp_metrics.completion_perplexity(model, tokenizer, prompts, refs, format_prompt=fmt)
+    llama, used = run_gguf("base", base_gguf, prompts, refs, cfg, fmt, fit=True)
+    assert used == prompts  # nothing had to be cut
+    assert llama.perplexity["tokens"] == hf["tokens"]
+    assert llama.perplexity["mean_nll"] == pytest.approx(hf["mean_nll"], rel=0.01)
