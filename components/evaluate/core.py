@@ -7,8 +7,8 @@
    local or s3://); the GGUF's header is checked before llama.cpp opens it.
 2. Three systems title every test article (systems.py, baselines.py):
    `finetuned` the quantized GGUF in llama.cpp; `base` the base model without the adapter (HF transformers
-   on its folder, or llama.cpp when `base_model` is a .gguf); `heuristic` the article's first sentence cut
-   to the training titles' median length. Models decode greedily from the training prompt format and stop
+   on its folder, or llama.cpp when `base_model` is a .gguf); `heuristic` the article's first sentence (after
+   the instruction paragraph the training prompts open with) cut to the training titles' median length. Models decode greedily from the training prompt format and stop
    at EOS or newline; articles too long for `evaluate.n_ctx` are cut for every system alike.
 3. Per system: ROUGE-L, BLEU, chrF on Japanese tokens (common/jp_metrics.py), perplexity of the reference
    titles (models only), the degenerate-output rate by kind (common/degenerate.py, hf_check's rules),
