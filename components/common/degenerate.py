@@ -235,5 +235,5 @@ def inspect_generation(output: str | None, finished: bool, prompt: str | None, h
     `over_length` with hf_check.flag_unfinished, unless it is empty. Shared by hf_check and evaluate."""
     found = inspect_output(output, prompt, hf_check.degenerate, clean_cfg, template)
     if not finished and hf_check.flag_unfinished and not {"empty", "over_length"} & set(found):
-        found["over_length"] = f"no EOS within hf_check.max_new_tokens={hf_check.max_new_tokens}"
+        found["over_length"] = "no EOS before the max_new_tokens limit: the model does not stop"
     return {flag: found[flag] for flag in FLAGS if flag in found}

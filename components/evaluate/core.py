@@ -36,7 +36,7 @@ from typing import Any
 
 from components.common import jp_metrics, storage
 from components.common.config import RunConfig
-from components.common.degenerate import FLAGS, inspect_output
+from components.common.degenerate import FLAGS, inspect_generation
 from components.common.errors import InputError, row_problem
 from components.common.report import REPORT_NAME, StageReport, read_report, write_jsonl
 from components.evaluate.baselines import (
@@ -104,10 +104,8 @@ def system_metrics(system: SystemOutputs, rows: list[dict[str, Any]], cfg: RunCo
                        reference_tokens=system.perplexity["tokens"])
     flags_per_row = []
     for row, text, finished in zip(rows, system.outputs, system.finished, strict=True):
-        found = inspect_output(text, row["prompt"], cfg.hf_check.degenerate, cfg.clean)
-        if not finished and cfg.hf_check.flag_unfinished and "over_length" not in found:
-            found["over_length"] = f"no EOS or newline within evaluate.max_new_tokens={cfg.evaluate.max_new_tokens}"
-        flags_per_row.append({flag: found[flag] for flag in FLAGS if flag in found})
+        flags_per_row.append(inspect_generation(text, finished, row["prompt"], cfg.hf_check, cfg.clean,
+                                                template=cfg.train.prompt_template))
     kinds = Counter(flag for flags in flags_per_row for flag in flags)
     metrics["degenerate_rate"] = sum(bool(f) for f in flags_per_row) / len(rows)
     metrics["degenerate_by_kind"] = {flag: kinds[flag] for flag in FLAGS if kinds[flag]}

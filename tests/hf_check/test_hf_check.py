@@ -80,7 +80,7 @@ def test_output_cut_off_by_token_limit_is_flagged_over_length(learned_model_dir,
     report = run_hf_check(learned_model_dir, title_splits, tmp_path, cfg)
     samples = read_jsonl(tmp_path / "samples.jsonl")
     assert all(s["finished"] is False and s["flags"] == ["over_length"] for s in samples)
-    assert "no EOS within hf_check.max_new_tokens=3" in samples[0]["flag_details"]["over_length"]
+    assert "no EOS before the max_new_tokens limit" in samples[0]["flag_details"]["over_length"]
     assert not report.passed and "over_length 100.0%" in report.reasons[0]
 
 
