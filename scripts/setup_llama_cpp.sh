@@ -30,7 +30,13 @@ fi
 installed=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("llama_cpp_python"))' 2>/dev/null || true)
 if [ "$installed" != "$VERSION" ]; then
   # The server extra (OpenAI-compatible endpoint used by the LLM-as-judge tests) comes with the wheel.
-  "$VENV/bin/pip" install -q "$wheel[server]"
+  # Under the project's constraints when they are at hand, so the extra's dependencies cannot move a pin.
+  constraints="$(dirname "$0")/../requirements/constraints.txt"
+  if [ -f "$constraints" ]; then
+    "$VENV/bin/pip" install -q -c "$constraints" "$wheel[server]"
+  else
+    "$VENV/bin/pip" install -q "$wheel[server]"
+  fi
 fi
 
 # The converter is a script plus two packages beside it: conversion/ (one module per architecture) and
