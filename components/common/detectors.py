@@ -12,7 +12,9 @@ half-width forms (``｜`` / ``|``, ``＃`` / ``#``) behave the same; pass raw or
                                                       hashtags; a title with one ｜ between title and
                                                       subtitle is kept
     detect_url_or_html(text, None)                    URLs, HTML tags/entities, Markdown markup
-    detect_repetition(text, cfg.clean.repetition)     runaway repetition: 」」」」, 痩せた痩せた痩せた
+    detect_repetition(text, cfg.clean.repetition)     runaway repetition: 」」」」, 痩せた痩せた痩せた; counted in
+                                                      words (そろそろ、そろそろ is twice) and ellipses (…… is
+                                                      two marks, not six dots)
     detect_placeholder(text, cfg.clean.placeholders)  null, TODO, タイトル未定, {title} ...
     detect_incomplete(text, None)                     empty, unclosed 【「（ or stray 」, dangling separator,
                                                       no letters at all. Title-level checks: a body cut
@@ -33,12 +35,14 @@ light (also の and attributive な: 今日の学び, 丁寧な暮らし) or hea
 auxiliaries, sentence punctuation: 年収より大事だったこと). Three or more short parts that are bare or light
 (with at most one verb-like tag such as やってみた) are a list; two parts are title and subtitle unless both
 are bare nouns; a long title followed by three or more tags is a title with tags tacked on. Series
-markers (その2, 第3回), katakana names joined by ・ and lists that lead into a sentence (東京、大阪、福岡で
-働いた) are kept.
+markers (その2, 第3回), subtitles naming a part or an edition (京都・路地裏編, 2024年版, 秋の味覚特集),
+katakana names joined by ・, a word said twice in a row (毎日、毎日、ちょっとずつ) and lists that lead into a
+sentence (東京、大阪、福岡で働いた; 仕事｜育児｜そして私) are kept.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from collections import Counter
@@ -92,6 +96,9 @@ _SERIES = re.compile(r"(?i)その\d+|第\d+[回話章部弾]|vol\.?\s*\d+|part\s
                      r"\d+(?:か|ヶ|ケ|カ)?[日週月年]目|[前中後]編|完結編|番外編")
 # A space inside a segment, between Japanese words, belongs to a title (育休日記 その1), not to a tag.
 _INNER_SPACE = re.compile(r"[^\x00-\x7f]\s+[^\x00-\x7f]")
+# A segment naming a part or an edition of what the title is about is a subtitle, never a tag: 京都・路地裏編,
+# 平日編, 秋の味覚特集, ビジネス書まとめ, 2024年版, 保存版. A bare まとめ or 特集 can be a tag, and 短編/長編 are genres.
+_PART_SUFFIX = re.compile(r"(?<=.)(?:(?<![短長詩])[編篇]|特集|まとめ)$")
 
 # How much sentence a segment carries (unidic POS):
 #   bare   nouns, affixes, symbols, nominal verbs (振り返り, 書き方, おすすめ): 自己紹介, 30代, 働き方
@@ -194,7 +201,19 @@ def _segments(text: str) -> tuple[list[str], list[str]]:
 
 
 def _is_short(segment: str, rule: TagListRule) -> bool:
-    return len(segment) <= rule.max_segment_chars and not _SERIES.search(segment) and not _INNER_SPACE.search(segment)
+    return (len(segment) <= rule.max_segment_chars and not _SERIES.search(segment)
+            and not _INNER_SPACE.search(segment) and not _names_a_part(segment))
+
+
+@lru_cache(maxsize=65536)
+def _names_a_part(segment: str) -> bool:
+    if _PART_SUFFIX.search(segment):
+        return True
+    if len(segment) < 2 or not segment.endswith("版"):
+        return False
+    # 版 as its own word is an edition (2024年版, 保存版, Switch版); inside one it is not (Kindle出版, 初版, 絶版).
+    words = list(_tagger()(segment))
+    return len(words) > 1 and words[-1].surface == "版"
 
 
 def _heavy_tolerated(segments: list[str], weights: list[int], used: list[str]) -> bool:
@@ -213,7 +232,8 @@ def _heavy_tolerated(segments: list[str], weights: list[int], used: list[str]) -
         return False
     if any(_SENTENCE_PUNCT.search(segments[i]) for i in heavy):
         return False  # 東京、大阪、福岡。3都市で働いてみた
-    if heavy[-1] == len(segments) - 1 and (used[-1] in "、 " or _opens_with_noun_and_particle(segments[-1])):
+    if heavy[-1] == len(segments) - 1 and (used[-1] in "、 " or _opens_with_noun_and_particle(segments[-1])
+                                           or _is_adverbial_phrase(segments[-1])):
         return False
     for i in heavy:
         if i and used[i - 1] == "・" and _is_katakana(segments[i - 1][-1]) and _is_katakana(segments[i][0]):
@@ -232,6 +252,20 @@ def _opens_with_noun_and_particle(segment: str) -> bool:
     while i < len(words) and words[i].feature.pos1 in ("名詞", "接頭辞", "接尾辞", "代名詞"):
         i += 1
     return 0 < i < len(words) and words[i].feature.pos1 == "助詞" and words[i].surface != "の"
+
+
+@lru_cache(maxsize=65536)
+def _is_adverbial_phrase(segment: str) -> bool:
+    """A conjunction with more words (そして私), or an adverb with a particle, verb or adjective after it
+    (ちょっとずつ, 少しだけ, もっと遠くへ, ゆっくり休む): the end of a sentence, not a tag. A lone adverb
+    (コツコツ) or one before a noun (のんびり暮らし) can be a tag."""
+    words = list(_tagger()(segment))
+    if len(words) < 2:
+        return False
+    if any(w.feature.pos1 == "接続詞" for w in words):
+        return True
+    return words[0].feature.pos1 == "副詞" and any(
+        w.feature.pos1 in ("助詞", "動詞", "助動詞", "形容詞") for w in words[1:])
 
 
 def _most_common(used: list[str]) -> str:
@@ -265,8 +299,11 @@ def detect_tag_list(text: str, rule: TagListRule) -> str | None:
         return f"{len(groups)} bracketed tags and nothing else"
 
     segments, used = _segments(text)
-    if len(segments) < 2 or len(set(segments)) == 1:
-        return None  # one piece, or one piece said again and again (repetition's business)
+    if len(segments) < 2 or any(a == b for a, b in itertools.pairwise(segments)):
+        # One piece; or a word said twice in a row (毎日、毎日、ちょっとずつ; 好き、好き、大好き), which is
+        # emphasis: a pasted tag list never holds the same tag twice running. Said over and over, the word
+        # is repetition's business.
+        return None
     n, sep = len(segments), _most_common(used)
     weights = [_weight(s) for s in segments]
     short = [_is_short(s, rule) for s in segments]
@@ -327,22 +364,52 @@ def detect_url_or_html(text: str, rule_cfg: object = None) -> str | None:
 
 
 # ---------------------------------------------------------------- repetition
-_REPEAT_GAP = r"[\s、,・!?！？]*"
+_REPEAT_GAP = r"[\s、,・!?⋯]*"
+# NFKC spells … as ... and ‥ as .., so まさか…… reads as six dots; ・・・ is the ellipsis typed with ・.
+# Each such run counts as ellipsis marks (one per three dots), so only a run of ellipses is a runaway.
+_DOT_RUN = re.compile(r"\.{2,}|・{3,}")
+_ELLIPSIS = "⋯"  # survives NFKC as one character
+
+
+def _as_ellipses(match: re.Match) -> str:
+    return _ELLIPSIS * -(-len(match.group(0)) // 3)
 
 
 @lru_cache(maxsize=16)
 def _repetition_patterns(max_char_run: int, max_phrase_repeats: int, max_phrase_chars: int):
     # Digits are excluded from character runs: 1000000円 is a number, not a loop.
     char_run = re.compile(rf"([^\d\s])\1{{{max_char_run - 1},}}")
-    phrase = re.compile(rf"([^\s、,・!?！？]{{2,{max_phrase_chars}}}?)(?:{_REPEAT_GAP}\1){{{max_phrase_repeats - 1},}}")
+    phrase = re.compile(rf"([^\s、,・!?⋯]{{2,{max_phrase_chars}}}?)(?:{_REPEAT_GAP}\1){{{max_phrase_repeats - 1},}}")
     return char_run, phrase
 
 
+@lru_cache(maxsize=4096)
+def _is_reduplicated_word(unit: str) -> bool:
+    """unit+unit is one dictionary word: そろ -> そろそろ, ドキ -> ドキドキ, ちょこ -> ちょこちょこ. Not です
+    (ですです is two words) nor ワーママ (ワーママワーママ is only an unknown katakana run to the analyzer)."""
+    words = list(_tagger()(unit * 2))
+    return len(words) == 1 and not words[0].is_unk
+
+
+def _repeats(unit: str, run: str) -> tuple[str, int]:
+    """(word, times) for a run of `unit` said back to back: counted in words, so a reduplicated word
+    (そろそろ, ドキドキ) said twice is two repeats, not four; a unit left over on its own counts as one."""
+    times = len(re.findall(re.escape(unit), run))
+    if not _is_reduplicated_word(unit):
+        return unit, times
+    words = run.count(unit * 2)
+    return (unit * 2 if words else unit), words + (times - 2 * words)
+
+
 def detect_repetition(text: str, rule: RepetitionRule) -> str | None:
-    """Runaway repetition: one character `max_char_run`+ times in a row (」」」」, !!!!), or a phrase of
-    2..`max_phrase_chars` characters `max_phrase_repeats`+ times back to back (痩せた痩せた痩せた,
-    痩せた、痩せた、痩せた)."""
-    text = _nfkc(text)
+    """Runaway repetition: one character `max_char_run`+ times in a row (」」」」, !!!!, ⋯⋯⋯⋯), or a word or
+    phrase of 2..`max_phrase_chars` characters `max_phrase_repeats`+ times back to back (痩せた痩せた痩せた,
+    痩せた、痩せた、痩せた).
+
+    An ellipsis (…, ‥, ・・・) is one mark, however NFKC spells it: まさか……の結末 holds two. Repeats are
+    counted in words: a reduplicated word (そろそろ, ドキドキ, ちょこちょこ) is one word, so
+    そろそろ、そろそろ本気で is emphasis (twice), and ドキドキ、ドキドキ、ドキドキ is a loop (three times)."""
+    text = _DOT_RUN.sub(_as_ellipses, _nfkc(text))
     char_run, phrase = _repetition_patterns(rule.max_char_run, rule.max_phrase_repeats, rule.max_phrase_chars)
     m = char_run.search(text)
     if m:
@@ -351,10 +418,12 @@ def detect_repetition(text: str, rule: RepetitionRule) -> str | None:
     # have no such character, and the phrase pattern (the costly one) need not run.
     if len(text) < 2 * rule.max_phrase_repeats or Counter(text).most_common(1)[0][1] < rule.max_phrase_repeats:
         return None
-    m = phrase.search(text)
-    if m and not m.group(1).isdigit():
-        times = len(re.findall(re.escape(m.group(1)), m.group(0)))
-        return f"'{m.group(1)}' repeated {times} times"
+    for m in phrase.finditer(text):
+        if m.group(1).isdigit():
+            continue
+        word, times = _repeats(m.group(1), m.group(0))
+        if times >= rule.max_phrase_repeats:
+            return f"'{word}' repeated {times} times"
     return None
 
 

@@ -1,8 +1,9 @@
-"""Hand-labelled Japanese titles for the tag-list detector: (title, is_tag_list).
+"""Hand-labelled Japanese titles for the content detectors.
 
-Negatives are real-looking note.com titles that use the same separators a tag list does; positives are
-the ways tags end up where a title belongs (pipes, slashes, commas, ・, 、, spaces, hashtags, brackets,
-and tags tacked onto a title).
+TITLES are real-looking note.com titles that must pass every detector: they use the same separators a
+tag list does, say a word twice for emphasis, or hold an ellipsis. TAG_LISTS are the ways tags end up where
+a title belongs (pipes, slashes, commas, ・, 、, spaces, hashtags, brackets, and tags tacked onto a title).
+REPETITIONS are runaway loops the repetition rule must catch, including the edges of what TITLES keep.
 """
 
 TAG_LISTS = [
@@ -45,6 +46,15 @@ TAG_LISTS = [
     "キッチンが狭すぎる賃貸でも、料理はあきらめない | おうちごはん | note初心者 | 料理",
     "石の上にも三年、は守れなかった|はたらく|人間関係|仕事|30代|",
     "家計管理, 節約 #主婦",
+    # A word ending in 版 or 編 is not yet an edition or a part (出版, 短編); a lone adverb or one before a
+    # noun is a tag (コツコツ, のんびり暮らし); a tag list may hold one tag twice, just not back to back.
+    "副業｜Kindle出版｜ブログ",
+    "読書｜短編｜ミステリー",
+    "節約｜家計簿｜コツコツ",
+    "暮らし｜のんびり暮らし｜ミニマリスト",
+    "自己紹介｜子育て｜ワーママ｜子育て",
+    "旅行｜京都｜紅葉｜まとめ",
+    "毎日note｜日記｜ゆるく",
 ]
 
 TITLES = [
@@ -105,4 +115,68 @@ TITLES = [
     "大阪旅行記｜1日目",
     "【書評】『サピエンス全史』を読んで考えたこと",
     "育児×仕事の両立、3年目の結論",
+    # A subtitle naming a part or an edition (…編, …篇, …版, …特集, …まとめ), even when it is itself a
+    # compound with ・, is not a tag.
+    "喫茶店めぐり｜京都・路地裏編",
+    "子連れ旅行｜沖縄・石垣島編",
+    "ひとり旅の記録｜金沢・能登篇",
+    "カフェ巡り｜東京・下町編",
+    "英語学習｜入門編",
+    "北海道旅行｜冬編",
+    "家計簿公開｜2024年版",
+    "家計簿アプリ比較｜保存版",
+    "一人暮らしの節約術｜完全版",
+    "おすすめ本｜ビジネス書まとめ",
+    "作り置きレシピ｜秋の味覚特集",
+    # A word said twice for emphasis, or a list that ends in an adverbial phrase, is a sentence.
+    "毎日、毎日、ちょっとずつ",
+    "毎日、毎日、読書",
+    "好き、好き、大好き",
+    "仕事｜育児｜そして私",
+    "ほんとに、ほんとに、ありがとう",
+    "走って、走って、走り抜けた",
+    # A reduplicated word (そろそろ, ドキドキ) said twice is two repeats, not four.
+    "そろそろ、そろそろ本気で朝活",
+    "ドキドキ、ドキドキの初ライブ",
+    "いろいろ、いろいろあった1年でした",
+    "まだまだ、まだまだこれから",
+    "コツコツ、コツコツ、積み立て投資",
+    "ワクワク、ワクワクの新生活",
+    "ぐるぐる、ぐるぐる考えてしまう夜に",
+    "どんどん、どんどん好きになる",
+    "ふわふわ、ふわふわのパンケーキ",
+    "ドキドキドキドキの初デート",
+    # An ellipsis is one mark, however NFKC spells it (…… is six dots, ‥‥ four) or however it is typed (・・・).
+    "まさか……の結末",
+    "正直、疲れた‥‥",
+    "それでも……それでも書き続ける",
+    "ありがとう……ありがとう",
+    "終わった……。そして始まった",
+    "えっ……えっ……まさかの合格",
+    "「まさか……」と思った話",
+    "まさか・・・・・・の展開",
+]
+
+REPETITIONS = [
+    "」」」」」」」",
+    "「」」」」」」」",
+    "！！！！！！",
+    "痩せた痩せた痩せた",
+    "痩せた、痩せた、痩せた",
+    "ワーママワーママワーママ",
+    "朝活朝活朝活",
+    "ですですですです",
+    # A reduplicated word said three times is a loop; so is its half said four times with nothing joined.
+    "ドキドキ、ドキドキ、ドキドキ",
+    "そろそろそろそろそろそろ",
+    "コツコツコツコツコツコツ",
+    "ワクワク、ワクワク、ワクワク、ワクワク",
+    "ドキ、ドキ、ドキ、ドキ",
+    # Four ellipses in a row are a run, and ellipses join the parts of a loop like 、 does.
+    "…………",
+    "まさか…………………の結末",
+    "...........",
+    "まさか・・・・・・・・・・・・の結末",
+    "痩せた…痩せた…痩せた",
+    "痩せた・・・痩せた・・・痩せた",
 ]

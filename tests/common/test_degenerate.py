@@ -30,6 +30,7 @@ FLAGGED = [
     ("40歳でピアノを再開して半年 40歳でピアノを再開して半年", "repetition"),
     ("ピアノを再開した。ピアノを再開した。ピアノを", "repetition"),
     ("1. 朝活のすすめ 2. 朝活のすすめ 3. 朝活のすすめ", "repetition"),
+    ("ドキドキ、ドキドキ、ドキドキ", "repetition"),
     ("", "empty"),
     ("   ", "empty"),
     ("「」", "empty"),
@@ -74,6 +75,9 @@ CLEAN = [
     "自分の指が他人のもの、バイエルの後半すら弾けず",  # the body's phrases recombined, no long verbatim run
     "2024年の振り返り",
     "まさか……の結末",  # NFKC writes …… as six dots; it is still one ellipsis
+    "そろそろ、そろそろ本気で朝活",  # a reduplicated word said twice is emphasis, not そろ four times
+    "ドキドキ、ドキドキの初ライブ",
+    "喫茶店めぐり｜京都・路地裏編",  # a title and a subtitle naming a part, not three tags
 ]
 
 
