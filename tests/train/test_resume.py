@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from components.common import storage
 from components.common.report import read_report
 from components.train.checkpoints import CheckpointMirror
 from tests.fixtures.models import SHORT_TRAIN_SETTINGS
@@ -62,7 +63,10 @@ def test_killed_run_resumes_from_s3_and_matches_an_uninterrupted_run(tmp_path, s
     whole_report = _finish(whole, tmp_path / "whole")
     assert whole_report["metrics"]["resumed_from_step"] is None
 
-    crashed = _train(sample_splits, tiny_base, tmp_path / "crashed", uri, "crashed")
+    # The restarted run reads its base model from S3 (verified by sha256): same weights, same result.
+    base_uri = f"s3://{s3_bucket}/models/tiny-base"
+    storage.publish(tiny_base, base_uri)
+    crashed = _train(sample_splits, base_uri, tmp_path / "crashed", uri, "crashed")
     mirror = CheckpointMirror(uri, "crashed", settings_digest="")
     deadline = time.monotonic() + 600
     while not mirror.complete():
@@ -74,7 +78,7 @@ def test_killed_run_resumes_from_s3_and_matches_an_uninterrupted_run(tmp_path, s
     assert not (tmp_path / "crashed" / "report.json").exists()
     complete_at_kill = mirror.complete()
 
-    resumed_report = _finish(_train(sample_splits, tiny_base, tmp_path / "crashed", uri, "crashed"), tmp_path / "crashed")
+    resumed_report = _finish(_train(sample_splits, base_uri, tmp_path / "crashed", uri, "crashed"), tmp_path / "crashed")
     resumed_from = resumed_report["metrics"]["resumed_from_step"]
     assert resumed_from is not None and f"checkpoint-{resumed_from}" in mirror.complete()
     assert resumed_from >= int(complete_at_kill[-1].rsplit("-", 1)[1]) and resumed_from < 10

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from components.common.report import write_jsonl
@@ -47,3 +49,26 @@ def test_unknown_train_setting_names_its_path(tmp_path, capsys):
                      "--set", "train.lora.rnak=16"])
     assert code == 2
     assert "train.lora.rnak: unknown key" in capsys.readouterr().err
+
+
+def test_pickled_weights_are_refused(tmp_path, capsys):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "pytorch_model.bin").write_bytes(b"pickle")
+    code = finegate(["train", "--data-dir", str(_splits(tmp_path / "split")), "--base-model", str(model),
+                     "--output-dir", str(tmp_path / "out")])
+    assert code == 2
+    assert "no *.safetensors weights" in capsys.readouterr().err
+
+
+def test_make_tiny_base_from_plain_text(tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(f"{i}日目：今日は晴れ。散歩をして本を読んだ。" for i in range(40)), encoding="utf-8")
+    code = finegate(["make-tiny-base", "--corpus", str(corpus), "--output", str(tmp_path / "base"),
+                     "--set", "tiny_base.vocab_size=300", "--set", "tiny_base.pretrain_steps=2",
+                     "--set", "tiny_base.seq_length=16", "--set", "tiny_base.batch_size=2"])
+    assert code == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["pretrain_steps"] == 2 and info["documents"]["raw_texts"] == 40
+    assert (tmp_path / "base" / "model.safetensors").is_file() and (tmp_path / "base" / "tokenizer.model").is_file()
