@@ -259,7 +259,7 @@ def progress_callback():
 
 def _train(train_rows, val_rows, model_dir, base_model: str, out: Path, cfg: RunConfig, report: StageReport,
            settings_digest: str) -> None:
-    from transformers import EarlyStoppingCallback, set_seed
+    from transformers import EarlyStoppingCallback, PrinterCallback, set_seed
     from trl import SFTTrainer
 
     from components.train.loss_curve import plot_loss_curves
@@ -290,6 +290,8 @@ def _train(train_rows, val_rows, model_dir, base_model: str, out: Path, cfg: Run
     trainer = SFTTrainer(model=model, args=sft_config(cfg, checkpoints, bf16), train_dataset=train_set.as_dataset(),
                          eval_dataset=val_set.as_dataset(), processing_class=tokenizer, peft_config=lora_config(cfg),
                          callbacks=callbacks)
+    # disable_tqdm makes the Trainer print every log dict to stdout, where the CLI writes its JSON report.
+    trainer.remove_callback(PrinterCallback)
     share = real_token_share(trainer)
     trainer.train(resume_from_checkpoint=str(resumed_from) if resumed_from else None)
 

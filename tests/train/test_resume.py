@@ -32,15 +32,18 @@ def _finegate() -> list[str]:
 def _train(splits, base, out, uri: str, run_id: str) -> subprocess.Popen:
     overrides = [arg for s in [*SETTINGS, f"run.run_id={run_id}", f"train.checkpoint_uri={uri}"] for arg in ("--set", s)]
     log = open(out.parent / f"{out.name}.log", "ab")
+    stdout = open(out.parent / f"{out.name}.stdout", "wb")
     return subprocess.Popen([*_finegate(), "train", "--data-dir", str(splits), "--base-model", str(base),
                              "--output-dir", str(out), *overrides],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                            stdout=stdout, stderr=log, start_new_session=True)
 
 
 def _finish(proc: subprocess.Popen, out: Path) -> dict:
     code = proc.wait(timeout=600)
     log = (out.parent / f"{out.name}.log").read_text(errors="replace")
     assert code in (0, 1), f"finegate train exited {code}:\n{log[-3000:]}"
+    # stdout carries the report as JSON and nothing else (progress goes to stderr).
+    assert json.loads((out.parent / f"{out.name}.stdout").read_text()) == read_report(out)
     return read_report(out)
 
 
