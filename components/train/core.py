@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 import sys
 import tempfile
@@ -366,7 +367,10 @@ def _merge(model_dir, out: Path, tokenizer, cfg: RunConfig) -> None:
 
 def _gate(report: StageReport, best_val_loss: float, verdict, cfg: RunConfig) -> None:
     gates = cfg.gates
-    if not best_val_loss <= gates.max_val_loss:
+    if math.isnan(best_val_loss):
+        report.fail(f"gate A: no validation loss: training ended at step {report.metrics['global_step']} before "
+                    f"the first evaluation (train.eval_steps={cfg.train.eval_steps}); lower train.eval_steps")
+    elif not best_val_loss <= gates.max_val_loss:
         report.fail(f"gate A: best validation loss {best_val_loss:.4f} is above gates.max_val_loss="
                     f"{gates.max_val_loss}; train longer, fix the data or raise the threshold with a reason")
     if verdict.overfit and gates.fail_on_overfit:
