@@ -3,8 +3,6 @@ the Secrets and ConfigMaps it names, in the namespace its pods run in, with the 
 
 from __future__ import annotations
 
-import pytest
-
 from tests.platform.repo_files import k8s_objects, secret_values
 
 PIPELINE_NAMESPACE = "kubeflow"  # KFP standalone runs every pipeline pod there
