@@ -103,3 +103,22 @@ def test_row_sizes_that_k_quants_cannot_split_are_refused(tmp_path):
     corpus.write_text("今日は晴れ。\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="intermediate_size=640: must be a multiple of 256"):
         make_tiny_base(corpus, str(tmp_path / "m"), fixture_config("tiny_base.intermediate_size=640"))
+
+
+@pytest.mark.slow
+def test_llama_cpp_tokenizes_the_converted_model_like_transformers(tiny_base, sample_path, tmp_path):
+    """The reason for no normalization and no dummy prefix: after GGUF conversion (which reads
+    tokenizer.model) llama.cpp must split every prompt into the ids the model was trained on."""
+    llama_cpp = pytest.importorskip("llama_cpp")
+    from transformers import AutoTokenizer
+
+    from components.gguf.convert import convert_to_f16
+
+    convert_to_f16(tiny_base, tmp_path / "tiny.gguf")
+    llm = llama_cpp.Llama(str(tmp_path / "tiny.gguf"), vocab_only=True, verbose=False)
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_base))
+    template = fixture_config().train.prompt_template
+    texts = [template.format(prompt=json.loads(line)["input"])
+             for line in sample_path.read_text(encoding="utf-8").splitlines()[:10]]
+    for text in texts + UNSEEN:
+        assert llm.tokenize(text.encode(), add_bos=True, special=True) == tokenizer(text)["input_ids"], text
