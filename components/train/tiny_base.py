@@ -81,8 +81,16 @@ def _clean_pairs(corpus: Path, cfg: RunConfig, workdir: Path) -> tuple[list[tupl
         return [], set()
     cfg = cfg.model_copy(deep=True)
     cfg.clean.write_chart = False
-    run_clean(str(corpus), workdir / "clean", cfg)
+    try:
+        run_clean(str(corpus), workdir / "clean", cfg)
+    except FinegateError as exc:
+        # A corpus that is not a fine-tuning data set (no prompt/completion schema) is plain text to us.
+        print(f"make-tiny-base: no prompt/completion pairs in {corpus.name} ({exc}); pre-training on raw text only",
+              file=sys.stderr)
+        return [], set()
     kept = _read_jsonl(workdir / "clean" / "kept.jsonl")
+    if not kept:
+        return [], set()
     if not cfg.tiny_base.hold_out_eval_splits:
         return [(r["prompt"], r["completion"]) for r in kept], set()
     from components.split.core import run_split

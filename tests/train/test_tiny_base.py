@@ -98,6 +98,14 @@ def test_build_is_deterministic_and_publishes_to_s3(tmp_path, s3_bucket):
         assert storage.sha256_file(fetched / name) == storage.sha256_file(tmp_path / "a" / name), name
 
 
+def test_jsonl_without_a_prompt_schema_is_pretrained_as_raw_text(tmp_path):
+    corpus = tmp_path / "notes.jsonl"
+    corpus.write_text("\n".join(json.dumps({"text": f"{i}日目の日記：雨。", "tags": ["日記", "雨"]}, ensure_ascii=False)
+                                for i in range(40)), encoding="utf-8")
+    info = make_tiny_base(corpus, str(tmp_path / "m"), fixture_config(*SMALL))
+    assert info["documents"] == {"raw_texts": 120, "prompt_pairs": 0, "held_out_rows": 0}
+
+
 def test_row_sizes_that_k_quants_cannot_split_are_refused(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("今日は晴れ。\n", encoding="utf-8")
