@@ -26,7 +26,13 @@ import re
 import unicodedata
 
 from components.common.config import CleanSection, DegenerateSection, HfCheckSection
-from components.common.detectors import detect_placeholder, detect_repetition, detect_tag_list
+from components.common.detectors import (
+    detect_placeholder,
+    detect_repetition,
+    detect_tag_list,
+    fold_ellipses,
+    is_reduplicated_word,
+)
 from components.common.text import normalize
 
 FLAGS = ("empty", "repetition", "tag_list", "prompt_copy", "over_length")
@@ -50,7 +56,7 @@ _ELLIPSES = str.maketrans({"…": "⋯", "‥": "⋯"})
 
 
 def _strip_markup(text: str) -> str:
-    return normalize(_SPECIAL_TOKEN.sub("", text).translate(_ELLIPSES))
+    return fold_ellipses(normalize(_SPECIAL_TOKEN.sub("", text).translate(_ELLIPSES)))
 
 
 def _empty_evidence(text: str, cfg: DegenerateSection, clean_cfg: CleanSection) -> str | None:
@@ -86,8 +92,9 @@ def _periodic_loop(text: str, max_unit: int, min_repeats: int, min_char_run: int
                 looping = span >= min_char_run
             else:
                 cut_off_in_loop = j == n - 1 and span > 2 * unit
-                # Two letters said twice are one word (そろそろ, ドキドキ); said twice again they are emphasis.
-                repeats = min_repeats * (2 if unit == 2 and text[j - 1 : j + 1].isalpha() else 1)
+                # A unit said twice can be one word (そろそろ, ちょこちょこ); said twice again it is emphasis.
+                redup = text[j - unit + 1 : j + 1].isalpha() and is_reduplicated_word(text[j - unit + 1 : j + 1])
+                repeats = min_repeats * (2 if redup else 1)
                 looping = span >= repeats * unit or cut_off_in_loop
             segment = text[j - span + 1 : j + 1]
             # A loop of one character seen as a longer unit (ああああ as ああ×2) is judged as a character run.

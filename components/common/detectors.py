@@ -383,6 +383,11 @@ def _repetition_patterns(max_char_run: int, max_phrase_repeats: int, max_phrase_
     return char_run, phrase
 
 
+def fold_ellipses(text: str) -> str:
+    """Each ellipsis as one mark (⋯), however it was typed or NFKC spelt it (…… → ⋯⋯, ・・・ → ⋯)."""
+    return _DOT_RUN.sub(_as_ellipses, text)
+
+
 @lru_cache(maxsize=4096)
 def _is_reduplicated_word(unit: str) -> bool:
     """unit+unit is one dictionary word: そろ -> そろそろ, ドキ -> ドキドキ, ちょこ -> ちょこちょこ. Not です
@@ -409,7 +414,7 @@ def detect_repetition(text: str, rule: RepetitionRule) -> str | None:
     An ellipsis (…, ‥, ・・・) is one mark, however NFKC spells it: まさか……の結末 holds two. Repeats are
     counted in words: a reduplicated word (そろそろ, ドキドキ, ちょこちょこ) is one word, so
     そろそろ、そろそろ本気で is emphasis (twice), and ドキドキ、ドキドキ、ドキドキ is a loop (three times)."""
-    text = _DOT_RUN.sub(_as_ellipses, _nfkc(text))
+    text = fold_ellipses(_nfkc(text))
     char_run, phrase = _repetition_patterns(rule.max_char_run, rule.max_phrase_repeats, rule.max_phrase_chars)
     m = char_run.search(text)
     if m:
@@ -528,3 +533,9 @@ url_or_html = find_url_or_html = detect_url_or_html
 repetition = find_repetition = detect_repetition
 placeholder = find_placeholder = detect_placeholder
 incomplete = find_incomplete = detect_incomplete
+
+
+def is_reduplicated_word(unit: str) -> bool:
+    """True when some rotation of `unit`, said twice, is one dictionary word (そろ, ドキ, ょこち of ちょこちょこ):
+    a loop detector that finds the unit at any offset treats it as half a word, not a phrase."""
+    return any(_is_reduplicated_word(unit[i:] + unit[:i]) for i in range(len(unit)))
