@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from components.common.errors import InputError, row_problem
 
 REPORT_NAME = "report.json"
 
@@ -64,6 +67,23 @@ def write_jsonl(path: str | Path, rows) -> int:
     return n
 
 
+def iter_jsonl(path: str | Path, what: str = "a record") -> Iterator[tuple[int, dict[str, Any]]]:
+    """(1-based line number, object) for every non-blank line. A line that is not a JSON object ends the
+    read with an InputError naming the file and line: stage inputs are machine-written, so one bad line
+    means the file is not what the stage expects."""
+    p = Path(path)
+    with p.open(encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(row_problem(str(p), line_no, None, f"not valid JSON ({exc.msg})")) from None
+            if not isinstance(row, dict):
+                raise InputError(row_problem(str(p), line_no, None, f"expected a JSON object ({what})"))
+            yield line_no, row
+
+
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    with Path(path).open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    return [row for _, row in iter_jsonl(path)]

@@ -38,7 +38,7 @@ from components.common import jp_metrics, storage
 from components.common.config import RunConfig
 from components.common.degenerate import FLAGS, inspect_generation
 from components.common.errors import InputError, row_problem
-from components.common.report import REPORT_NAME, StageReport, read_report, write_jsonl
+from components.common.report import REPORT_NAME, StageReport, iter_jsonl, read_report, write_jsonl
 from components.evaluate.baselines import (
     base_tokenizer,
     heuristic_titles,
@@ -66,22 +66,15 @@ def read_test_rows(path: Path, limit: int) -> list[dict[str, Any]]:
     if not path.is_file():
         raise InputError(f"{path}: not found; --data-dir is the split stage's output folder (it holds test.jsonl)")
     rows: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(row_problem(str(path), line_no, None, f"not valid JSON ({exc.msg})")) from None
-            for name in ("prompt", "completion"):
-                if not isinstance(row.get(name), str) or not row[name].strip():
-                    raise InputError(row_problem(str(path), line_no, name, "missing or empty; test rows need a "
-                                                 "prompt and its reference completion"))
-            rows.append({"id": row.get("id", f"test-{line_no}"), "source_line": row.get("source_line", line_no),
-                         "prompt": row["prompt"], "reference": row["completion"]})
-            if len(rows) >= limit:
-                break
+    for line_no, row in iter_jsonl(path, "a test row"):
+        for name in ("prompt", "completion"):
+            if not isinstance(row.get(name), str) or not row[name].strip():
+                raise InputError(row_problem(str(path), line_no, name, "missing or empty; test rows need a "
+                                             "prompt and its reference completion"))
+        rows.append({"id": row.get("id", f"test-{line_no}"), "source_line": row.get("source_line", line_no),
+                     "prompt": row["prompt"], "reference": row["completion"]})
+        if len(rows) >= limit:
+            break
     if not rows:
         raise InputError(f"{path}: no test rows; the split stage wrote an empty test split (give split.ratios a "
                          "test share, e.g. 80/10/10)")

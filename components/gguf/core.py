@@ -30,7 +30,7 @@ from typing import Any
 from components.common import storage
 from components.common.config import RunConfig, dump_config
 from components.common.errors import InputError, row_problem
-from components.common.report import StageReport, read_jsonl
+from components.common.report import StageReport, iter_jsonl
 from components.gguf import compare
 from components.gguf.convert import convert_to_f16, find_converter
 from components.gguf.gates import judge_f16, judge_quant
@@ -61,7 +61,7 @@ def read_held_out(data_dir: Path, n: int) -> list[dict[str, Any]]:
         path = data_dir / f"{split}.jsonl"
         if not path.is_file():
             continue
-        for line_no, row in enumerate(read_jsonl(path), 1):
+        for line_no, row in iter_jsonl(path, "a split row"):
             for name in ("prompt", "completion"):
                 if not isinstance(row.get(name), str):
                     raise InputError(row_problem(str(path), line_no, name, "missing or not text; split rows need "

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from components.common.cli import add_config_args, config_from_args, finish
 from components.common.errors import InputError, row_problem
+from components.common.report import iter_jsonl
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,19 +46,12 @@ def _read_rows(path: Path) -> list[dict]:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(row_problem(str(path), line_no, None, f"not JSON ({exc.msg})")) from None
-            if not isinstance(row, dict) or "output" not in row:
-                raise InputError(row_problem(str(path), line_no, "output", "missing: each row needs an 'output'"))
-            if not isinstance(row["output"], str | None):
-                raise InputError(row_problem(str(path), line_no, "output", f"not text: {row['output']!r}"))
-            rows.append(row)
+    for line_no, row in iter_jsonl(path, "a row with an 'output'"):
+        if "output" not in row:
+            raise InputError(row_problem(str(path), line_no, "output", "missing: each row needs an 'output'"))
+        if not isinstance(row["output"], str | None):
+            raise InputError(row_problem(str(path), line_no, "output", f"not text: {row['output']!r}"))
+        rows.append(row)
     return rows
 
 

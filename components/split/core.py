@@ -25,7 +25,7 @@ from typing import Any
 from components.common import storage
 from components.common.config import RunConfig
 from components.common.errors import InputError, row_problem
-from components.common.report import StageReport, write_jsonl
+from components.common.report import StageReport, iter_jsonl, write_jsonl
 from components.split.assign import assign_units
 from components.split.chart import write_category_chart
 from components.split.leaks import describe, find_leaks
@@ -42,29 +42,20 @@ _LEAKS_IN_REASONS = 20
 def read_kept(path: Path) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     first_line_of_id: dict[Any, int] = {}
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(row_problem(str(path), line_no, None, f"not valid JSON ({exc.msg})")) from None
-            if not isinstance(row, dict):
-                raise InputError(row_problem(str(path), line_no, None, "expected a JSON object (a kept record)"))
-            for name in REQUIRED_FIELDS:
-                if row.get(name) is None:
-                    raise InputError(row_problem(str(path), line_no, name,
-                                                 "missing; kept.jsonl rows need id, source_line, prompt, completion (the output of finegate clean)"))
-            for name in ("prompt", "completion"):
-                if not isinstance(row[name], str):
-                    raise InputError(row_problem(str(path), line_no, name, f"expected text, got {type(row[name]).__name__}"))
-            key = json.dumps(row["id"], ensure_ascii=False)
-            if key in first_line_of_id:
-                raise InputError(row_problem(str(path), line_no, "id", f"duplicate id {row['id']!r} (first on line "
-                                             f"{first_line_of_id[key]}); every row needs its own id to be traceable"))
-            first_line_of_id[key] = line_no
-            rows.append(row)
+    for line_no, row in iter_jsonl(path, "a kept record"):
+        for name in REQUIRED_FIELDS:
+            if row.get(name) is None:
+                raise InputError(row_problem(str(path), line_no, name,
+                                             "missing; kept.jsonl rows need id, source_line, prompt, completion (the output of finegate clean)"))
+        for name in ("prompt", "completion"):
+            if not isinstance(row[name], str):
+                raise InputError(row_problem(str(path), line_no, name, f"expected text, got {type(row[name]).__name__}"))
+        key = json.dumps(row["id"], ensure_ascii=False)
+        if key in first_line_of_id:
+            raise InputError(row_problem(str(path), line_no, "id", f"duplicate id {row['id']!r} (first on line "
+                                         f"{first_line_of_id[key]}); every row needs its own id to be traceable"))
+        first_line_of_id[key] = line_no
+        rows.append(row)
     if not rows:
         raise InputError(f"{path}: no rows to split")
     return rows

@@ -11,12 +11,12 @@ template when it has one (a user turn, the generation prompt, then the assistant
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from components.common.errors import InputError, row_problem
+from components.common.report import iter_jsonl
 
 REQUIRED = ("prompt", "completion")
 
@@ -46,19 +46,12 @@ def read_split(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(row_problem(str(path), line_no, None, f"not valid JSON ({exc.msg})")) from None
-            for name in REQUIRED:
-                if not isinstance(row.get(name) if isinstance(row, dict) else None, str):
-                    raise InputError(row_problem(str(path), line_no, name,
-                                                 "missing or not text; split rows need prompt and completion"))
-            rows.append(row)
+    for line_no, row in iter_jsonl(path, "a split row"):
+        for name in REQUIRED:
+            if not isinstance(row.get(name), str):
+                raise InputError(row_problem(str(path), line_no, name,
+                                             "missing or not text; split rows need prompt and completion"))
+        rows.append(row)
     return rows
 
 

@@ -33,6 +33,7 @@ from typing import Any
 from components.common import storage
 from components.common.config import RunConfig, TinyBaseSection
 from components.common.errors import ConfigError, FinegateError, InputError
+from components.common.report import read_jsonl
 
 BUILD_INFO = "tiny_base.json"
 # Special token ids follow Llama's SentencePiece convention; <pad> is added so batches need not pad with EOS.
@@ -108,7 +109,7 @@ def _clean_pairs(corpus: Path, cfg: RunConfig, workdir: Path) -> tuple[list[tupl
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return read_jsonl(path)
 
 
 def pretraining_documents(corpus: Path, cfg: RunConfig, workdir: Path) -> tuple[list[str], dict[str, int]]:
