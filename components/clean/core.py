@@ -44,8 +44,10 @@ from components.common import storage
 from components.common.config import RunConfig
 from components.common.detectors import CONTAMINATION_RULES
 from components.common.errors import InputError, row_problem
+from components.common.gates import Gate
 from components.common.near_duplicates import NearDuplicateIndex
 from components.common.report import StageReport
+from components.common.stage_output import StageOutput
 
 STAGE = "clean"
 KEPT, REJECTED = "kept.jsonl", "rejected.jsonl"
@@ -91,10 +93,10 @@ class Tally:
 def run_clean(input_uri: str | Path, output_dir: str | Path, cfg: RunConfig) -> StageReport:
     input_uri, output_dir = str(input_uri), str(output_dir)
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="finegate-clean-") as tmp:
+    with StageOutput(output_dir, STAGE, inputs=[input_uri]) as output, \
+            tempfile.TemporaryDirectory(prefix="finegate-clean-") as tmp:
         local_in = _localize_input(input_uri, Path(tmp) / "in", cfg)
-        out = Path(tmp) / "out" if storage.is_s3(output_dir) else Path(output_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        out = output.path
         fmt = detect_format(local_in, cfg.data.format)
         report = StageReport(STAGE)
         rows, schema = _peek_schema(iter_rows(local_in, fmt, cfg.data, raw_jsonl=True), cfg, input_uri)
@@ -110,9 +112,7 @@ def run_clean(input_uri: str | Path, output_dir: str | Path, cfg: RunConfig) -> 
         _gate(report, tally, after, cfg)
         if cfg.clean.write_chart:
             report.details["chart"] = _chart(report, out)
-        report.write(out)
-        if storage.is_s3(output_dir):
-            storage.publish(out, output_dir)
+        output.finish(report)
     print(f"clean: {tally.rows_in} rows -> {tally.kept} kept, {tally.rows_in - tally.kept} rejected "
           f"in {elapsed:.1f} s; gate 0 {'passed' if report.passed else 'FAILED'}", file=sys.stderr)
     return report
@@ -166,12 +166,13 @@ def _clean_rows(outcomes: Iterator[Outcome], cfg: RunConfig, where: str, kept_f:
             continue
 
         record_id, line = row.kept["id"], row.source_line
-        first = exact.get(row.exact_key)
+        first = exact.get(row.exact_key) if clean.enabled else None
         if first is not None:
             _add_to_cluster(clusters, first, record_id, line, "exact", 1.0)
             reject(row, "exact_duplicate", f"same text as line {first.source_line} (id {first.id})")
             continue
-        matches = near.query_and_add(line, "", row.signature, add_if_new=record_id not in ids, bands=row.bands)
+        matches = near.query_and_add(line, "", row.signature, add_if_new=record_id not in ids, bands=row.bands) \
+            if clean.enabled else []
         if matches:
             match_line, similarity = matches[0]
             first = survivors_by_line[match_line]
@@ -273,26 +274,27 @@ def _fill_report(report: StageReport, tally: Tally, clusters: dict[int, Cluster]
         "clusters": [{"survivor": {"id": c.survivor.id, "source_line": c.survivor.source_line},
                       "dropped": c.dropped} for c in listed[:limit]],
     }
-    report.details["gate"] = {"max_contamination_rate": cfg.gates.max_contamination_rate,
-                              "min_samples": cfg.data.min_samples}
     report.details["config"] = {"clean": cfg.clean.model_dump(mode="json"),
                                 "data": cfg.data.model_dump(mode="json", by_alias=True)}
 
 
 def _gate(report: StageReport, tally: Tally, after: Recheck, cfg: RunConfig) -> None:
+    gate = Gate("0", STAGE, cfg)
     rate = _rate(after.contaminated, after.rows)
-    if rate > cfg.gates.max_contamination_rate:
-        rules = ", ".join(f"{r} {n}" for r, n in after.by_rule.items())
-        report.fail(f"contamination in kept.jsonl {rate:.2%} > gates.max_contamination_rate "
-                    f"{cfg.gates.max_contamination_rate:.2%} ({rules}); see report.json contamination.after.examples")
-    if tally.kept < cfg.data.min_samples:
-        top = ", ".join(f"{r} {n}" for r, n in tally.rejected.most_common(3))
-        report.fail(f"only {tally.kept} rows survived cleaning, fewer than data.min_samples={cfg.data.min_samples} "
-                    f"(of {tally.rows_in} input rows; most rejected by {top or 'nothing'}): add clean data "
-                    f"or lower data.min_samples")
-    if not report.metrics["accounting_ok"]:
-        report.fail(f"accounting broken: {tally.rows_in} rows in, {tally.kept} kept + "
-                    f"{sum(tally.rejected.values())} rejected (a bug in the clean stage)")
+    rules = ", ".join(f"{r} {n}" for r, n in after.by_rule.items())
+    gate.at_most("gates.max_contamination_rate", rate, "contamination in kept.jsonl",
+                 reason=f"contamination in kept.jsonl {rate:.2%} > gates.max_contamination_rate "
+                        f"{cfg.gates.max_contamination_rate:.2%} ({rules}); see report.json contamination.after.examples"
+                        + ("" if cfg.clean.enabled else "; clean.enabled is false: nothing was cleaned"))
+    top = ", ".join(f"{r} {n}" for r, n in tally.rejected.most_common(3))
+    gate.at_least("data.min_samples", tally.kept, "rows kept",
+                  reason=f"only {tally.kept} rows survived cleaning, fewer than data.min_samples={cfg.data.min_samples} "
+                         f"(of {tally.rows_in} input rows; most rejected by {top or 'nothing'}): add clean data "
+                         f"or lower data.min_samples")
+    gate.fixed("rows accounted for (kept + rejected = read)", float(report.metrics["accounting_ok"]), ">=", 1.0,
+               reason=f"accounting broken: {tally.rows_in} rows in, {tally.kept} kept + "
+                      f"{sum(tally.rejected.values())} rejected (a bug in the clean stage)")
+    gate.apply(report)
 
 
 def _chart(report: StageReport, out: Path) -> str:

@@ -118,11 +118,12 @@ class RowPreparer:
             return Outcome(line, row.raw, "bad_input", detail, False, None, None, None, None, None)
         prompt, completion = normalize(record.prompt), normalize(record.completion)
         found = ("incomplete", record.null_field) if record.null_field else content_problem(prompt, completion, cfg)
-        if found:
+        if found and cfg.clean.enabled:
             return Outcome(line, row.raw, found[0], found[1], True, found[0], None, None, None, None)
-        bounds = length_problem(prompt, completion, cfg)
+        bounds = length_problem(prompt, completion, cfg) if cfg.clean.enabled else None
         if bounds:
             return Outcome(line, row.raw, "length", bounds, True, None, None, None, None, None)
+        contaminated = found[0] if found else None  # counted, though kept: clean.enabled is off
 
         kept: dict[str, Any] = {"id": record.id if record.id is not None else f"row-{line}", "source_line": line,
                                 "prompt": prompt, "completion": completion}
@@ -133,7 +134,7 @@ class RowPreparer:
         text = dedup_text(prompt, completion, cfg.clean.dedup_on)
         key = compact(text)
         exact_key = hashlib.blake2b(key.encode("utf-8"), digest_size=16).digest()
-        return Outcome(line, row.raw, None, None, True, None, kept, exact_key, key, None)
+        return Outcome(line, row.raw, None, None, True, contaminated, kept, exact_key, key, None)
 
     def recheck(self, lines: list[str]) -> Recheck:
         """Counts contamination in kept.jsonl lines, as the gate measures it."""

@@ -17,7 +17,9 @@ from components.common.errors import ConfigError
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: a NaN or infinite threshold would switch its gate off (NaN compares false both
+    # ways), so every float of every section must be finite; subclasses inherit this.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class RunSection(Section):
@@ -97,6 +99,10 @@ class NearDuplicateRule(Section):
 class CleanSection(Section):
     """The clean stage (components/clean): quality rules, then exact and near deduplication."""
 
+    enabled: bool = Field(True, description=(
+        "false replays a run without cleaning (the failed v1 run had none): rows are only parsed into the unified "
+        "format and all kept, duplicates included; gate 0 still measures the contamination of what is kept."))
+
     # Length bounds on the normalized text. A note article body under 20 characters gives a model nothing
     # to title; a title over 60 characters is a summary, not a title.
     min_prompt_chars: int = Field(20, ge=0)
@@ -172,8 +178,10 @@ class SplitSection(Section):
     def _accepted_ratios(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
         if any(r < 0 for r in v) or abs(sum(v) - 1.0) > 1e-6:
             raise ValueError(f"train/val/test ratios must be non-negative and sum to 1 (or 100), got {list(v)}")
-        if v[0] <= 0 or v[1] <= 0:
-            raise ValueError("the standard needs a train and a validation split: train and val ratios must be > 0")
+        if v[0] <= 0:
+            raise ValueError("the train ratio must be > 0")
+        # A validation share of 0 is accepted here and refused by the training policy (components/train/policy.py),
+        # which checks it before any compute, with the rule it breaks.
         return v
 
 
@@ -194,6 +202,8 @@ class PolicySection(Section):
     learning_rate_range: tuple[float, float] = (1e-4, 3e-4)
     warmup_ratio_range: tuple[float, float] = (0.03, 0.10)
     epochs_range: tuple[float, float] = (1, 3)
+    early_stopping_patience_range: tuple[int, int] = Field(
+        (10, 20), description="Evaluations without improvement before early stopping (standard, Phase 3: 10-20).")
     schedulers: list[str] = ["cosine", "linear", "constant_with_warmup"]
     required_target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -218,6 +228,7 @@ class OverfitSection(Section):
     # Early stopping needs `patience` evaluations past the minimum to notice it (train.early_stopping_patience),
     # and the train stage restores the best checkpoint: a rise confined to that many evaluations at the end
     # is the system working, not overfitting, and those evaluations are left out of the judgement...
+    # (Only with train.early_stopping and train.load_best_at_end on: without them the last step ships, rise and all.)
     grace_evals: int = Field(3, ge=0)
     # ...unless the rise is this steep (relative to the minimum): then the run overfits even in that short window.
     strong_val_rise: float = Field(0.10, ge=0)
@@ -271,7 +282,12 @@ class TrainSection(Section):
     save_steps: int = Field(20, ge=1, description="A checkpoint every this many steps; a multiple of eval_steps.")
     save_total_limit: int | None = Field(3, ge=1, description="Local checkpoints kept (the best one always is); the mirror keeps all.")
     logging_steps: int = Field(5, ge=1)
-    early_stopping_patience: int = Field(3, ge=1, description="Evaluations without improvement before training stops.")
+    early_stopping: bool = Field(True, description="Stop when the validation loss stops improving (the standard "
+                                 "requires it; off only to replay a run without it, with a policy override).")
+    early_stopping_patience: int = Field(10, ge=1, description="Evaluations without improvement before training "
+                                         "stops (standard: 10-20; checked by the policy).")
+    load_best_at_end: bool = Field(True, description="Restore the checkpoint with the best validation loss at the "
+                                   "end (the standard requires it; off only to replay a run that shipped its last step).")
     early_stopping_threshold: float = Field(0.0, ge=0, description="How much val loss must fall to count as improvement.")
     checkpoint_uri: str | None = Field(None, description="Local dir or s3:// prefix; checkpoints are mirrored here at every save.")
     resume: bool = Field(True, description="With run.run_id and checkpoint_uri: resume from the newest complete mirrored checkpoint.")
@@ -291,6 +307,13 @@ class TrainSection(Section):
         if "{prompt}" not in v:
             raise ValueError("train.prompt_template must contain {prompt}")
         return v
+
+    def overfit_rules(self) -> OverfitSection:
+        """train.overfit as the detector applies it to this run: the early-stopping grace only exists when
+        early stopping ends the run and the best checkpoint is what ships."""
+        if self.early_stopping and self.load_best_at_end:
+            return self.overfit
+        return self.overfit.model_copy(update={"grace_evals": 0})
 
     @model_validator(mode="after")
     def _saves_land_on_evaluations(self) -> TrainSection:
@@ -323,10 +346,10 @@ class TinyBaseSection(Section):
     # torch CPU threads for pre-training: these matrices are too small to gain from more (two threads ran a
     # step 4x slower than one on a shared 2-core machine).
     num_threads: int = Field(1, ge=1)
-    # Pre-train on the template-formatted body->title pairs of clean rows too, so the base knows the format weakly.
-    include_prompt_pairs: bool = True
-    # Leave the rows the split stage (same config) puts in val/test out of pre-training: no memorised eval text.
-    hold_out_eval_splits: bool = True
+    prompt_loss_weight: float = Field(0.1, ge=0, le=1, description=(
+        "Loss weight of a training prompt's tokens in pre-training (the title and EOS weigh 1). Low, so the base "
+        "learns the task's answer format without spending its few steps on continuing articles: on the 2-layer "
+        "demo model, unweighted pre-training left every greedy answer a loop."))
 
 
 class DegenerateSection(Section):
@@ -377,8 +400,10 @@ class HfCheckSection(Section):
 
 
 class GgufSection(Section):
-    # The first type is the file shipped downstream; every listed type is written and gated against F16.
-    quant_types: list[str] = Field(["Q4_K_M"], min_length=1)
+    quant_type: str = Field("Q4_K_M", description="The quantization type to ship (llama.cpp's name: Q4_K_M, Q8_0, ...).")
+    ladder: list[str] = Field(["Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0"], description=(
+        "Larger types to climb to, in order, when gate D fails for gguf.quant_type: the first that passes ships "
+        "and every rung tried is reported. [] ships quant_type or nothing."))
     # Held-out records (val first, then test) compared across HF, F16 and each quantized file.
     n_prompts: int = Field(16, ge=1)
     n_ctx: int = Field(512, ge=64, description="llama.cpp context; longer held-out texts are cut to it.")
@@ -390,6 +415,12 @@ class GgufSection(Section):
     hf_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     hf_device: str = Field("auto", description="torch device of the HF reference; auto: cuda when available.")
     converter_dir: str | None = Field(None, description="Folder holding convert_hf_to_gguf.py and gguf-py; default: the setup cache.")
+
+    def rungs(self) -> list[str]:
+        """quant_type, then every ladder type above it, in the order gate D tries them."""
+        first, ladder = self.quant_type.upper(), [t.upper() for t in self.ladder]
+        above = ladder[ladder.index(first) + 1 :] if first in ladder else ladder
+        return list(dict.fromkeys([first, *above]))
 
 
 class JudgeSection(Section):
@@ -476,6 +507,10 @@ class GatesSection(Section):
     max_f16_perplexity_drift: float = Field(0.01, ge=0)
     # Gate D: mean ROUGE-L (Japanese words) between the quantized and the F16 model's greedy outputs.
     min_output_rouge_l: float = Field(0.5, ge=0, le=1)
+    loosened: dict[str, str] = Field({}, description=(
+        "Why each gate threshold that is looser than its production default (the built-in value) is loosened, "
+        "by the threshold's setting path, e.g. {'gates.min_rouge_l': 'a 2-layer demo model cannot reach 0.2'}. "
+        "A loosened threshold without a reason is a config error; reports and MLflow mark every loosened one."))
     override_reason: str | None = None
 
 
@@ -526,6 +561,79 @@ class RunConfig(Section):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 
+    @model_validator(mode="after")
+    def _loosened_thresholds_say_why(self) -> RunConfig:
+        reasons = self.gates.loosened
+        unknown = sorted(set(reasons) - set(THRESHOLDS))
+        if unknown:
+            raise ValueError(f"gates.loosened names {unknown}, which are not gate thresholds (known: {sorted(THRESHOLDS)})")
+        loose = loosened_thresholds(self)
+        missing = [f"{p}={v['value']!r} (production {v['default']!r})" for p, v in loose.items()
+                   if not (v["reason"] or "").strip()]
+        if missing:
+            raise ValueError("looser than the production default without a reason: " + ", ".join(missing)
+                             + "; say why in gates.loosened (e.g. --set 'gates.loosened={\"gates.max_val_loss\": \"why\"}')")
+        stale = sorted(set(reasons) - set(loose))
+        if stale:
+            raise ValueError(f"gates.loosened gives a reason for {stale}, which are not looser than their production "
+                             "defaults; remove those entries")
+        return self
+
+
+# Every threshold a gate compares against, and which way it is strict: "max" (a measured value above it
+# fails; raising it loosens), "min" (below fails; lowering loosens), "on" (a rule switched off loosens),
+# "all_of" (a list of required baselines; dropping one loosens).
+THRESHOLDS: dict[str, str] = {
+    "data.min_samples": "min",
+    "gates.max_contamination_rate": "max",
+    "gates.max_val_loss": "max",
+    "gates.fail_on_overfit": "on",
+    "gates.max_degenerate_rate": "max",
+    "gates.min_rouge_l": "min",
+    "gates.min_chrf": "min",
+    "gates.min_greedy_agreement": "min",
+    "gates.max_logit_diff": "max",
+    "gates.max_f16_perplexity_drift": "max",
+    "gates.min_same_top_token_rate": "min",
+    "gates.max_mean_kld": "max",
+    "gates.max_perplexity_ratio": "max",
+    "gates.min_output_rouge_l": "min",
+    "evaluate.must_beat": "all_of",
+    "evaluate.min_gain": "min",
+}
+
+
+def setting(cfg: BaseModel, path: str) -> Any:
+    """The value at a dotted setting path (`gates.max_val_loss`); `register` is reached by its YAML key."""
+    node: Any = cfg
+    for part in path.split("."):
+        node = getattr(node, "register_" if part == "register" else part)
+    return node
+
+
+def is_looser(path: str, value: Any, default: Any) -> bool:
+    strictness = THRESHOLDS[path]
+    if strictness == "max":
+        return value > default
+    if strictness == "min":
+        return value < default
+    if strictness == "on":
+        return bool(default) and not value
+    return not set(default) <= set(value)
+
+
+def loosened_thresholds(cfg: RunConfig) -> dict[str, dict[str, Any]]:
+    """{path: {value, default, reason}} for every threshold looser than its production default."""
+    found = {}
+    for path in THRESHOLDS:
+        value, default = setting(cfg, path), setting(_DEFAULTS, path)
+        if is_looser(path, value, default):
+            found[path] = {"value": value, "default": default, "reason": cfg.gates.loosened.get(path)}
+    return found
+
+
+_DEFAULTS = RunConfig.model_construct()
+
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     *parents, leaf = dotted.split(".")
@@ -556,8 +664,8 @@ def parse_override(item: str) -> tuple[str, Any]:
 def _format_validation_error(err: ValidationError, source: str) -> str:
     lines = []
     for e in err.errors():
-        path = ".".join(str(p) for p in e["loc"]) or "(root)"
-        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        path = ".".join(str(p) for p in e["loc"]) or "config"
+        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
         lines.append(f"{source}: {path}: {msg}")
     return "; ".join(lines)
 

@@ -34,7 +34,9 @@ class StageReport:
     def write(self, output_dir: str | Path) -> Path:
         out = Path(output_dir) / REPORT_NAME
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        partial = out.with_name(REPORT_NAME + ".part")
+        partial.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        partial.replace(out)  # a reader sees the old report or the new one, never half of one
         return out
 
 

@@ -225,12 +225,27 @@ def localize(uri: str | Path, cache_dir: str | Path, verify: bool = True) -> Pat
     return dest
 
 
-def publish(path: str | Path, uri: str) -> dict[str, str]:
-    """Copies a local file or directory to `uri` (s3:// or local); returns {relative path: sha256}."""
+def delete(uri: str | Path) -> None:
+    """Removes one object or file if it exists."""
+    uri = str(uri)
+    if not is_s3(uri):
+        Path(uri).unlink(missing_ok=True)
+        return
+    loc = S3Location.parse(uri)
+    try:
+        s3_client().delete_object(Bucket=loc.bucket, Key=loc.key)
+    except Exception as exc:  # noqa: BLE001
+        raise _s3_error(exc, uri) from None
+
+
+def publish(path: str | Path, uri: str, last: tuple[str, ...] = ()) -> dict[str, str]:
+    """Copies a local file or directory to `uri` (s3:// or local); returns {relative path: sha256}.
+    Files named in `last` (relative paths) are copied after every other file (a stage's report)."""
     src = Path(path)
     if not src.exists():
         raise InputError(f"{src}: nothing to publish")
-    files = [src] if src.is_file() else sorted(f for f in src.rglob("*") if f.is_file())
+    files = [src] if src.is_file() else sorted((f for f in src.rglob("*") if f.is_file()),
+                                               key=lambda f: (f.relative_to(src).as_posix() in last, str(f)))
     digests: dict[str, str] = {}
     for f in files:
         rel = f.name if src.is_file() else f.relative_to(src).as_posix()

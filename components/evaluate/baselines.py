@@ -13,15 +13,15 @@ import re
 import statistics
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from components.common.config import RunConfig
 from components.common.errors import InputError
-from components.common.report import read_jsonl
 from components.common.text import normalize
 from components.evaluate.systems import SystemOutputs
+from components.split.outputs import SplitRow
 
 # A sentence ends at a Japanese or Western full stop, question or exclamation mark, or a line break.
 _SENTENCE_END = re.compile(r"[。．！？!?\n]")
@@ -67,24 +67,17 @@ class HeuristicSpec:
         return heuristic_title(self.article(prompt), self.title_chars)
 
 
-def learn_heuristic(train_path: Path, cfg: RunConfig) -> HeuristicSpec:
+def learn_heuristic(train_rows: Sequence[SplitRow], cfg: RunConfig) -> HeuristicSpec:
     """Title length: evaluate.heuristic_title_chars, else the median training title length (the length the
     fine-tuned model learned to write). Instructions: a leading paragraph (split on data.alpaca_join, how
     clean joins instruction and input) that opens at least evaluate.heuristic_instruction_min_rows
     training prompts; clean removed duplicate articles, so only a template repeats that often."""
     ev, separator = cfg.evaluate, cfg.data.alpaca_join
-    if not train_path.is_file():
-        if ev.heuristic_title_chars is None:
-            raise InputError(f"{train_path}: not found; the heuristic baseline takes its title length from the train "
-                             "split's completions. Give --data-dir the split stage's output, or set "
-                             "evaluate.heuristic_title_chars")
-        return HeuristicSpec(ev.heuristic_title_chars, separator)
-    rows = read_jsonl(train_path)
-    lengths = [len(normalize(r["completion"])) for r in rows if isinstance(r.get("completion"), str) and r["completion"]]
+    lengths = [len(normalize(r.completion)) for r in train_rows if r.completion]
     if ev.heuristic_title_chars is None and not lengths:
-        raise InputError(f"{train_path}: no completions to measure a title length from; set evaluate.heuristic_title_chars")
-    leads = Counter(normalize(r["prompt"].split(separator, 1)[0]) for r in rows
-                    if isinstance(r.get("prompt"), str) and separator in r["prompt"])
+        raise InputError("the train split has no completions to measure a title length from; set "
+                         "evaluate.heuristic_title_chars")
+    leads = Counter(normalize(r.prompt.split(separator, 1)[0]) for r in train_rows if separator in r.prompt)
     instructions = {lead for lead, n in leads.items() if n >= ev.heuristic_instruction_min_rows}
     chars = ev.heuristic_title_chars or max(1, round(statistics.median(lengths)))
     return HeuristicSpec(chars, separator, instructions)

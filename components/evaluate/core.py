@@ -27,6 +27,7 @@ its ROUGE-L is under `gates.min_rouge_l`, it does not beat a baseline in `evalua
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import tempfile
 from collections import Counter
@@ -38,7 +39,9 @@ from components.common import jp_metrics, storage
 from components.common.config import RunConfig
 from components.common.degenerate import FLAGS, inspect_generation
 from components.common.errors import InputError, row_problem
-from components.common.report import REPORT_NAME, StageReport, iter_jsonl, read_report, write_jsonl
+from components.common.gates import Gate
+from components.common.report import REPORT_NAME, StageReport, read_report, write_jsonl
+from components.common.stage_output import StageOutput
 from components.evaluate.baselines import (
     base_tokenizer,
     heuristic_titles,
@@ -51,6 +54,9 @@ from components.evaluate.html_report import write_html_report
 from components.evaluate.human_eval import write_human_eval
 from components.evaluate.judge import judge_outputs
 from components.evaluate.systems import SystemOutputs, run_gguf
+from components.gguf.outputs import read_quantized
+from components.split.outputs import Splits, read_splits
+from components.train.outputs import read_trained
 
 STAGE = "evaluate"
 SAMPLES = "samples.jsonl"
@@ -62,22 +68,16 @@ DELTA_METRICS = ("rouge_l", "bleu", "chrf", "perplexity", "degenerate_rate", "ju
 STAGE_ORDER = ("clean", "split", "train", "hf_check", "gguf", "evaluate", "register")
 
 
-def read_test_rows(path: Path, limit: int) -> list[dict[str, Any]]:
-    if not path.is_file():
-        raise InputError(f"{path}: not found; --data-dir is the split stage's output folder (it holds test.jsonl)")
-    rows: list[dict[str, Any]] = []
-    for line_no, row in iter_jsonl(path, "a test row"):
-        for name in ("prompt", "completion"):
-            if not isinstance(row.get(name), str) or not row[name].strip():
-                raise InputError(row_problem(str(path), line_no, name, "missing or empty; test rows need a "
-                                             "prompt and its reference completion"))
-        rows.append({"id": row.get("id", f"test-{line_no}"), "source_line": row.get("source_line", line_no),
-                     "prompt": row["prompt"], "reference": row["completion"]})
-        if len(rows) >= limit:
-            break
+def read_test_rows(splits: Splits, limit: int) -> list[dict[str, Any]]:
+    rows = [{"id": r.id, "source_line": r.source_line, "prompt": r.prompt, "reference": r.completion}
+            for r in splits.rows("test", limit=limit)]
+    for r in rows:
+        if not r["prompt"].strip() or not r["reference"].strip():
+            raise InputError(row_problem(str(splits.path("test")), r["source_line"], "prompt" if not r["prompt"].strip()
+                                         else "completion", "empty; test rows need a prompt and its reference"))
     if not rows:
-        raise InputError(f"{path}: no test rows; the split stage wrote an empty test split (give split.ratios a "
-                         "test share, e.g. 80/10/10)")
+        raise InputError(f"{splits.path('test')}: no test rows; the split stage wrote an empty test split (give "
+                         "split.ratios a test share, e.g. 80/10/10)")
     return rows
 
 
@@ -172,22 +172,25 @@ def _gate(report: StageReport, per_system: dict[str, dict[str, Any]], judge: dic
           notes: list[str]) -> None:
     ft = per_system["finetuned"]
     gates, ev = cfg.gates, cfg.evaluate
-    if ft["degenerate_rate"] > gates.max_degenerate_rate:
-        kinds = ", ".join(f"{k} {n}" for k, n in ft["degenerate_by_kind"].items())
-        report.fail(f"the quantized model's degenerate-output rate is {ft['degenerate_rate']:.1%} ({kinds}), above "
-                    f"gates.max_degenerate_rate={gates.max_degenerate_rate:.1%}; see samples.jsonl flags")
-    if ft["rouge_l"] < gates.min_rouge_l:
-        report.fail(f"the quantized model's ROUGE-L on the test split is {ft['rouge_l']:.3f}, under "
-                    f"gates.min_rouge_l={gates.min_rouge_l:g}")
+    gate = Gate("E", STAGE, cfg)
+    kinds = ", ".join(f"{k} {n}" for k, n in ft["degenerate_by_kind"].items())
+    gate.at_most("gates.max_degenerate_rate", ft["degenerate_rate"], "degenerate-output rate of the quantized model",
+                 reason=f"the quantized model's degenerate-output rate is {ft['degenerate_rate']:.1%} ({kinds}), above "
+                        f"gates.max_degenerate_rate={gates.max_degenerate_rate:.1%}; see samples.jsonl flags")
+    gate.at_least("gates.min_rouge_l", ft["rouge_l"], "ROUGE-L of the quantized model on the test split",
+                  reason=f"the quantized model's ROUGE-L on the test split is {ft['rouge_l']:.3f}, under "
+                         f"gates.min_rouge_l={gates.min_rouge_l:g}")
     metric = ev.gate_metric
     for baseline in ev.must_beat:
         if baseline not in per_system:
-            report.fail(f"evaluate.must_beat lists '{baseline}' but that baseline was not run")
+            gate.fixed(f"the {baseline} baseline was run", 0, ">=", 1,
+                       reason=f"evaluate.must_beat lists '{baseline}' but that baseline was not run")
             continue
         gain = ft[metric] - per_system[baseline][metric]
-        if gain < ev.min_gain:
-            report.fail(f"fine-tuning did not beat the {baseline} baseline: {metric} {ft[metric]:.3f} vs "
-                        f"{per_system[baseline][metric]:.3f} (gain {gain:+.3f}, evaluate.min_gain={ev.min_gain:g})")
+        gate.at_least("evaluate.min_gain", gain, f"{metric} gain over the {baseline} baseline",
+                      reason=f"fine-tuning did not beat the {baseline} baseline: {metric} {ft[metric]:.3f} vs "
+                             f"{per_system[baseline][metric]:.3f} (gain {gain:+.3f}, evaluate.min_gain={ev.min_gain:g})")
+    gate.apply(report)
     js = ev.judge
     if judge.get("status") == "failed":
         message = f"LLM judge failed: {judge.get('error')}"
@@ -210,22 +213,34 @@ def _gate(report: StageReport, per_system: dict[str, dict[str, Any]], judge: dic
 def run_evaluate(gguf_path: str | Path, data_dir: str | Path, output_dir: str | Path, cfg: RunConfig,
                  base_model: str | Path | None = None, train_dir: str | Path | None = None,
                  reports: str | Path | Sequence[str | Path] | None = None) -> StageReport:
-    """gguf_path: the quantized model; data_dir: the split stage's output; base_model: the base model's folder
-    or a .gguf of it (default: train.base_model); train_dir: where loss_curve.png is (default: <run dir>/train);
-    reports: the run dir holding the other stages' <stage>/report.json, or a list of report files."""
+    """gguf_path: the gguf stage's output (or its shipped file); data_dir: the split stage's output; base_model:
+    the base model's folder or a .gguf of it (default: train.base_model); train_dir: the train stage's output
+    (for its loss curve); reports: the run dir holding the other stages' <stage>/report.json, or a list of
+    report files."""
+    with StageOutput(output_dir, STAGE, inputs=[gguf_path, data_dir, train_dir]) as output:
+        report = _evaluate(gguf_path, data_dir, output.path, cfg, base_model, train_dir, reports)
+        output.finish(report)
+    return report
+
+
+def _evaluate(gguf_path, data_dir, out: Path, cfg: RunConfig, base_model, train_dir, reports) -> StageReport:
     from components.gguf.header import check_header
 
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     ev = cfg.evaluate
     notes: list[str] = []
+    loss_curve = None
     with tempfile.TemporaryDirectory(prefix="finegate-evaluate-") as cache:
-        data = storage.localize(str(data_dir), Path(cache) / "data", verify=cfg.storage.verify_sha256)
-        test_path = data if data.is_file() else data / "test.jsonl"
-        rows = read_test_rows(test_path, ev.max_samples)
-        heuristic_spec = learn_heuristic(test_path.parent / "train.jsonl", cfg)
-        gguf_local = storage.localize(str(gguf_path), Path(cache) / "gguf", verify=cfg.storage.verify_sha256)
+        splits = read_splits(data_dir, Path(cache) / "data")
+        test_path = splits.path("test")
+        rows = read_test_rows(splits, ev.max_samples)
+        heuristic_spec = learn_heuristic(splits.rows("train"), cfg)
+        shipped = read_quantized(gguf_path, Path(cache) / "gguf")
+        gguf_local = shipped.path
         header = check_header(gguf_local)
+        if train_dir is not None:
+            curve = read_trained(train_dir, Path(cache) / "train").loss_curve
+            if curve is not None:  # kept beside report.html, which shows it
+                loss_curve = Path(shutil.copy2(curve, out / LOSS_CURVE))
         base_ref = str(base_model or cfg.train.base_model)
         base_local = storage.localize(base_ref, Path(cache) / "base", verify=cfg.storage.verify_sha256) \
             if storage.is_s3(base_ref) or Path(base_ref).exists() else base_ref
@@ -298,9 +313,8 @@ def run_evaluate(gguf_path: str | Path, data_dir: str | Path, output_dir: str | 
                       **({"human_eval": human["rater_file"], "human_eval_key": human["key_file"]} if human else {})},
     })
     stage_reports = collect_stage_reports(reports, out) + [report.to_dict()]
-    loss_curve = find_loss_curve(train_dir, reports)
+    loss_curve = loss_curve or find_loss_curve(None, reports)
     write_html_report(report.to_dict(), stage_reports, samples, out, loss_curve, chart, ev.report_samples)
-    report.write(out)
     print(f"evaluate: finetuned rouge_l {ft['rouge_l']:.3f} (base {per_system['base']['rouge_l']:.3f}, heuristic "
           f"{per_system['heuristic']['rouge_l']:.3f}), degenerate {ft['degenerate_rate']:.1%}; wrote {out}",
           file=sys.stderr, flush=True)

@@ -1,18 +1,20 @@
-"""The gguf stage: merged HF model -> F16 GGUF -> quantized GGUF(s), each checked against the one before.
+"""The gguf stage: merged HF model -> F16 GGUF -> quantized GGUF, each checked against the one before.
 
-    run_gguf("runs/demo/train/merged", "runs/demo/split", "runs/demo/gguf", cfg)
+    run_gguf("runs/demo/train", "runs/demo/split", "runs/demo/gguf", cfg)
 
-1. `model-f16.gguf` from llama.cpp's own converter (convert.py), `model-<QUANT>.gguf` for every type in
-   `gguf.quant_types` from llama.cpp's quantizer (quantize.py); Q4_K_M by default.
-2. Every GGUF's header is validated (header.py) before llama.cpp opens it; its sha256 goes in the report.
-3. Gate C, F16 against the HF model, on `gguf.n_prompts` held-out records (val, then test) formatted as
-   in training (hf_check's `format_prompt`: chat template, else `train.prompt_template`): greedy
-   agreement >= gates.min_greedy_agreement, largest logit difference <= gates.max_logit_diff,
-   perplexity drift <= gates.max_f16_perplexity_drift.
-4. Gate D, each quantized file against F16: same top token >= gates.min_same_top_token_rate, mean KL
-   divergence <= gates.max_mean_kld, perplexity ratio <= gates.max_perplexity_ratio, ROUGE-L between the
-   two models' greedy outputs >= gates.min_output_rouge_l. llama.cpp's published Llama-3-8B Q4_K_M figures
-   stand beside ours in the report.
+1. Reads the train stage's verified output (its merged/ model) and the split stage's held-out rows.
+2. `model-f16.gguf` from llama.cpp's own converter (convert.py); every GGUF's header is validated
+   (header.py) before llama.cpp opens it, and its sha256 and real tensor-type mix go in the report.
+3. Gate C, F16 against the HF model, on `gguf.n_prompts` held-out records (val, then test) formatted as in
+   training (hf_check's `format_prompt`): greedy agreement >= gates.min_greedy_agreement, largest logit
+   difference <= gates.max_logit_diff, perplexity drift <= gates.max_f16_perplexity_drift.
+4. Gate D, the quantization ladder: `gguf.quant_type` is quantized (llama.cpp's quantizer, quantize.py) and
+   compared with F16: same top token >= gates.min_same_top_token_rate, mean KL divergence <=
+   gates.max_mean_kld, perplexity ratio <= gates.max_perplexity_ratio, ROUGE-L between the two models'
+   greedy outputs >= gates.min_output_rouge_l. When it fails, the next type of `gguf.ladder` is tried
+   (Q4_K_M -> Q5_K_M -> Q6_K -> Q8_0); the first that passes ships as `model-<TYPE>.gguf`. Every rung tried
+   is recorded with its figures and tensor mix; a failed rung's file is removed. No rung passing fails D.
+   llama.cpp's published Llama-3-8B Q4_K_M figures stand beside ours in the report.
 
 A conversion that changes the model is caught at C, before anyone blames the quantizer; a quantization
 that breaks it is caught at D, before evaluation. Models are opened one pair at a time and closed.
@@ -27,17 +29,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from components.common import storage
 from components.common.config import RunConfig, dump_config
-from components.common.errors import InputError, row_problem
-from components.common.report import StageReport, iter_jsonl
+from components.common.errors import InputError
+from components.common.report import StageReport
+from components.common.stage_output import StageOutput
 from components.gguf import compare
 from components.gguf.convert import convert_to_f16, find_converter
-from components.gguf.gates import judge_f16, judge_quant
+from components.gguf.gates import gate_summary, judge_f16, judge_quant
 from components.gguf.header import check_header
 from components.gguf.plot import PLOT_NAME, plot_fidelity
 from components.gguf.quantize import ftype_for, quantize
 from components.gguf.runtime import open_gguf, quiet_llama_log
+from components.split.outputs import Splits, read_splits
+from components.train.outputs import read_trained
 
 STAGE = "gguf"
 F16_NAME = "model-f16.gguf"
@@ -55,22 +59,11 @@ def _progress(label: str):
     return show
 
 
-def read_held_out(data_dir: Path, n: int) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for split in HELD_OUT_SPLITS:
-        path = data_dir / f"{split}.jsonl"
-        if not path.is_file():
-            continue
-        for line_no, row in iter_jsonl(path, "a split row"):
-            for name in ("prompt", "completion"):
-                if not isinstance(row.get(name), str):
-                    raise InputError(row_problem(str(path), line_no, name, "missing or not text; split rows need "
-                                                 "prompt and completion"))
-            rows.append({**row, "id": row.get("id", f"{split}:{line_no}")})
-            if len(rows) == n:
-                return rows
+def read_held_out(splits: Splits, n: int) -> list[dict[str, Any]]:
+    """The first n held-out records, val first (test is evaluate's), as {id, prompt, completion}."""
+    rows = [{"id": r.id, "prompt": r.prompt, "completion": r.completion} for r in splits.rows(*HELD_OUT_SPLITS)][:n]
     if not rows:
-        raise InputError(f"{data_dir}: no held-out records (val.jsonl, test.jsonl) to compare the models on; "
+        raise InputError(f"{splits.directory}: no held-out records (val.jsonl, test.jsonl) to compare the models on; "
                          "pass the split stage's output folder as --data-dir")
     return rows
 
@@ -123,10 +116,9 @@ def _samples(held_out, decode, outputs: dict[str, list[list[int]]]) -> list[dict
             for i, item in enumerate(held_out)]
 
 
-def measure_fidelity(model_dir: Path, out: Path, held_rows: list[dict[str, Any]], cfg: RunConfig,
-                     quant_types: list[str]) -> dict[str, Any]:
-    """F16 against HF, then every quantized file against F16, on the same held-out ids. At most two models
-    are open at once (HF + F16, then F16 + one quantized file); each is closed when its turn is over."""
+def measure_fidelity(model_dir: Path, out: Path, held_rows: list[dict[str, Any]], cfg: RunConfig) -> dict[str, Any]:
+    """F16 against HF, then the ladder's quantized files against F16, on the same held-out ids, climbing until
+    a rung passes gate D. At most two models are open at once (HF + F16, then F16 + one quantized file)."""
     model, tokenizer = load_hf(model_dir, cfg)
     # Never past the context the model was trained for: both sides would be extrapolating.
     n_ctx = min(cfg.gguf.n_ctx, getattr(model.config, "max_position_embeddings", None) or cfg.gguf.n_ctx)
@@ -139,7 +131,7 @@ def measure_fidelity(model_dir: Path, out: Path, held_rows: list[dict[str, Any]]
     hf = compare.HFModel(model, eos)
     max_new = cfg.gguf.max_new_tokens
     outputs: dict[str, list[list[int]]] = {}
-    quantized: dict[str, dict[str, Any]] = {}
+    ladder: list[dict[str, Any]] = []
     with open_gguf(out / F16_NAME, cfg.gguf, n_ctx) as f16_llm:
         f16 = compare.LlamaModel(f16_llm, "f16", eos)
         logits = compare.compare_logits(hf, f16, held_out, _progress("F16 vs HF logits"))
@@ -160,31 +152,71 @@ def measure_fidelity(model_dir: Path, out: Path, held_rows: list[dict[str, Any]]
             "vocab_mismatch": logits["vocab_mismatch"],
             **compare.tokenizer_agreement(f16, lambda text: tokenizer(text)["input_ids"], held_out),
         }
-        for quant in quant_types:
-            with open_gguf(out / quant_file_name(quant), cfg.gguf, n_ctx) as q_llm:
+        for quant in cfg.gguf.rungs():
+            path = out / quant_file_name(quant)
+            seconds = quantize(out / F16_NAME, path, quant, cfg.gguf.n_threads)
+            header = check_header(path)
+            with open_gguf(path, cfg.gguf, n_ctx) as q_llm:
                 q = compare.LlamaModel(q_llm, quant, eos)
                 figures = compare.compare_logits(f16, q, held_out, _progress(f"{quant} vs F16 logits"))
                 outputs[quant] = compare.greedy_outputs(q, held_out, max_new, _progress(f"{quant} greedy"))
             figures["f16_perplexity"] = figures.pop("reference_perplexity")
-            quantized[quant] = {**figures, **compare.compare_greedy(outputs["f16"], outputs[quant], decode)}
+            figures.update(compare.compare_greedy(outputs["f16"], outputs[quant], decode))
+            gate = judge_quant(quant, figures, cfg)
+            ladder.append({"type": quant, "passed": gate.passed, "figures": figures, "gate": gate,
+                           "file": path.name, "header": header.to_dict(), "mix": quant_mix(header, quant),
+                           "quantize_s": seconds})
+            print(f"gguf: gate D {quant}: {'passed' if gate.passed else 'failed'} (same top token "
+                  f"{figures['same_top_token_rate']:.3f}, KLD {figures['mean_kld']:.4f})", file=sys.stderr, flush=True)
+            if gate.passed:
+                break
+            path.unlink()  # a failed rung does not ship; its figures, sha256 and mix stay in the report
     return {
         "held_out": {"records": len(held_out), "ids": [h.id for h in held_out], "n_ctx": n_ctx,
                      "tokens": sum(len(h.text_ids) for h in held_out)},
         "f16_vs_hf": f16_vs_hf,
-        "quantized": quantized,
+        "ladder": ladder,
         "samples": _samples(held_out, decode, outputs),
     }
 
 
-def apply_gates(report: StageReport, fidelity: dict[str, Any], cfg: RunConfig) -> None:
-    """Gate results into the report: C for F16, D for every quantized type; the first type's figures are
-    the single-number metrics the pipeline reads."""
-    gate_c = judge_f16(fidelity["f16_vs_hf"], cfg.gates)
-    gate_d = {q: judge_quant(q, figures, cfg.gates) for q, figures in fidelity["quantized"].items()}
-    for reason in gate_c.reasons + [r for g in gate_d.values() for r in g.reasons]:
-        report.fail(reason)
-    c = fidelity["f16_vs_hf"]
-    primary = next(iter(fidelity["quantized"].values()))
+def quant_mix(header, requested: str) -> dict[str, Any]:
+    """What a quantized file really holds: tensors per ggml type, and how many quantized tensors fell back
+    from the requested family (k-quants need rows that are multiples of 256; llama.cpp quietly writes
+    those tensors in a legacy type, e.g. Q5_0, under the requested file type's name)."""
+    types = dict(header.tensor_types)
+    quantized = {t: n for t, n in types.items() if t not in ("F32", "F16", "BF16")}
+    family = (lambda t: "_K" in t) if "_K" in requested else (lambda t: t == requested.split("_K")[0])
+    fallback = {t: n for t, n in quantized.items() if not family(t)}
+    total = sum(quantized.values())
+    mix = {"requested": requested, "tensor_types": types, "quantized_tensors": total,
+           "fallback_tensors": sum(fallback.values()), "fallback_types": fallback}
+    if fallback:
+        mix["note"] = (f"{requested} requested: {sum(fallback.values())} of {total} quantized tensors are "
+                       + ", ".join(f"{n} {t}" for t, n in sorted(fallback.items(), key=lambda kv: -kv[1]))
+                       + (" (k-quants need rows that are multiples of 256)" if "_K" in requested else ""))
+    return mix
+
+
+def apply_gates(report: StageReport, fidelity: dict[str, Any], cfg: RunConfig) -> str | None:
+    """Gate C for F16, gate D over the ladder; returns the type that ships (None: no rung passed).
+    The shipped rung's figures (else the last rung's) are the single-number metrics the pipeline reads."""
+    gate_c = judge_f16(fidelity["f16_vs_hf"], cfg)
+    gate_c.apply(report)
+    ladder = fidelity["ladder"]
+    shipped = next((r["type"] for r in ladder if r["passed"]), None)
+    if shipped is not None:
+        next(r for r in ladder if r["passed"])["gate"].apply(report)
+        report.details.setdefault("gate_checks", []).extend(
+            {**row, "passed": row["passed"], "superseded": True} for r in ladder if not r["passed"]
+            for row in r["gate"].rows())
+    else:
+        for rung in ladder:
+            rung["gate"].apply(report)
+        tried = ", ".join(r["type"] for r in ladder)
+        report.fail(f"gate D: no quantization type passed (tried {tried}); ship F16 or fix the model, and see "
+                    "report.json ladder for each rung's figures")
+    c, primary = fidelity["f16_vs_hf"], next((r for r in ladder if r["passed"]), ladder[-1])["figures"]
     report.metrics.update({
         "greedy_agreement": c["greedy_agreement"],
         "max_logit_diff": c["max_logit_diff"],
@@ -198,52 +230,61 @@ def apply_gates(report: StageReport, fidelity: dict[str, Any], cfg: RunConfig) -
         "perplexity_ratio": primary["perplexity_ratio"],
         "output_rouge_l": primary["output_rouge_l"],
         "quant_perplexity": primary["perplexity"],
+        "ladder_rungs_tried": len(ladder),
         "gate_c_passed": float(gate_c.passed),
-        "gate_d_passed": float(all(g.passed for g in gate_d.values())),
+        "gate_d_passed": float(shipped is not None),
     })
-    report.details["gates"] = {"C": {"passed": gate_c.passed, **gate_c.checks},
-                               "D": {q: {"passed": g.passed, **g.checks} for q, g in gate_d.items()}}
+    report.details["gates"] = {"C": gate_summary(gate_c),
+                               "D": {r["type"]: gate_summary(r["gate"]) for r in ladder}}
+    return shipped
 
 
 def run_gguf(model_dir: str | Path, data_dir: str | Path, output_dir: str | Path, cfg: RunConfig) -> StageReport:
-    report = StageReport(STAGE)
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    quant_types = list(dict.fromkeys(q.upper() for q in cfg.gguf.quant_types))
-    for quant in quant_types:
+    for quant in cfg.gguf.rungs():
         ftype_for(quant)  # an unknown type or a missing converter fails now, not after minutes of work
     find_converter(cfg.gguf.converter_dir)
     quiet_llama_log()
+    with StageOutput(output_dir, STAGE, inputs=[model_dir, data_dir]) as output, \
+            tempfile.TemporaryDirectory(prefix="finegate-gguf-") as tmp:
+        trained = read_trained(model_dir, Path(tmp) / "model")
+        held_rows = read_held_out(read_splits(data_dir, Path(tmp) / "data"), cfg.gguf.n_prompts)
+        report = _convert_and_measure(trained.merged, held_rows, output.path, cfg)
+        output.finish(report)
+    return report
+
+
+def _convert_and_measure(merged: Path, held_rows: list[dict[str, Any]], out: Path, cfg: RunConfig) -> StageReport:
+    report = StageReport(STAGE)
     timings: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="finegate-gguf-") as tmp:
-        model_path = storage.localize(model_dir, Path(tmp) / "model", verify=cfg.storage.verify_sha256)
-        data_path = storage.localize(data_dir, Path(tmp) / "data", verify=cfg.storage.verify_sha256)
-        held_rows = read_held_out(Path(data_path), cfg.gguf.n_prompts)
-
-        started = time.perf_counter()
-        timings["convert_s"] = convert_to_f16(model_path, out / F16_NAME, cfg.gguf.converter_dir,
-                                              log_path=out / "convert.log")
-        files = {F16_NAME: check_header(out / F16_NAME).to_dict()}
-        for quant in quant_types:
-            name = quant_file_name(quant)
-            timings[f"quantize_{quant}_s"] = quantize(out / F16_NAME, out / name, quant, cfg.gguf.n_threads)
-            files[name] = check_header(out / name).to_dict()
-        timings["convert_and_quantize_s"] = time.perf_counter() - started
-
-        started = time.perf_counter()
-        fidelity = measure_fidelity(Path(model_path), out, held_rows, cfg, quant_types)
-        timings["fidelity_s"] = time.perf_counter() - started
-
-    apply_gates(report, fidelity, cfg)
+    timings["convert_s"] = convert_to_f16(merged, out / F16_NAME, cfg.gguf.converter_dir, log_path=out / "convert.log")
+    files = {F16_NAME: check_header(out / F16_NAME).to_dict()}
+    started = time.perf_counter()
+    fidelity = measure_fidelity(merged, out, held_rows, cfg)
+    timings["fidelity_s"] = time.perf_counter() - started
+    shipped = apply_gates(report, fidelity, cfg)
+    ladder = fidelity.pop("ladder")
+    for rung in ladder:
+        timings[f"quantize_{rung['type']}_s"] = rung["quantize_s"]
+        if rung["passed"]:
+            files[rung["file"]] = rung["header"]
     report.details.update(fidelity)
     report.details.update({
+        "quantized": {r["type"]: r["figures"] for r in ladder},
+        "ladder": [{"type": r["type"], "passed": r["passed"], "file": r["file"], "sha256": r["header"]["sha256"],
+                    "shipped": r["type"] == shipped, "mix": r["mix"], **{k: r["figures"][k] for k in
+                    ("same_top_token_rate", "mean_kld", "perplexity_ratio", "output_rouge_l")}} for r in ladder],
         "reference_llama_cpp": compare.LLAMA_CPP_REFERENCE,
         "files": files,
-        "shipped": quant_file_name(quant_types[0]),
+        "shipped": quant_file_name(shipped) if shipped else None,
+        "shipped_type": shipped,
+        "requested_type": cfg.gguf.quant_type.upper(),
         "timings": timings,
         "config": {"gguf": dump_config(cfg)["gguf"], "gates": dump_config(cfg)["gates"],
                    "prompt_template": cfg.train.prompt_template},
     })
-    plot_fidelity(fidelity, compare.LLAMA_CPP_REFERENCE, cfg.gates, out / PLOT_NAME)
-    report.write(out)
+    for rung in report.details["ladder"]:
+        if rung["mix"].get("note"):
+            print(f"gguf: {rung['mix']['note']}", file=sys.stderr)
+    plot_fidelity({"quantized": report.details["quantized"], "f16_vs_hf": fidelity["f16_vs_hf"]},
+                  compare.LLAMA_CPP_REFERENCE, cfg.gates, out / PLOT_NAME)
     return report

@@ -30,12 +30,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from components.common import jp_metrics, storage
+from components.common import jp_metrics
 from components.common.config import RunConfig
 from components.common.degenerate import FLAGS, inspect_generation
 from components.common.errors import InputError
-from components.common.report import StageReport, read_jsonl, write_jsonl
+from components.common.gates import Gate
+from components.common.report import StageReport, write_jsonl
+from components.common.stage_output import StageOutput
+from components.split.outputs import Splits, read_splits
 from components.train.examples import encode_pair, uses_chat_template
+from components.train.outputs import read_trained
 
 STAGE = "hf_check"
 SAMPLES = "samples.jsonl"
@@ -62,20 +66,10 @@ def prompt_token_ids(tokenizer, formatted_prompt: str) -> list[int]:
     return tokenizer(formatted_prompt, add_special_tokens=special)["input_ids"]
 
 
-def load_split_rows(data_dir: Path, splits: list[str], max_prompts: int) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for split in splits:
-        path = data_dir / f"{split}.jsonl"
-        if not path.is_file():
-            raise InputError(f"{path}: missing; hf_check reads the split stage's {', '.join(splits)} files "
-                             "(set hf_check.splits to change which)")
-        for line_no, row in enumerate(read_jsonl(path)[:max_prompts], start=1):
-            for field in ("prompt", "completion"):
-                if not isinstance(row.get(field), str):
-                    raise InputError(f"{path}:{line_no}: field '{field}': missing or not text")
-            rows.append({"id": row.get("id", f"{split}-{line_no}"), "source_line": row.get("source_line"),
-                         "split": split, "prompt": row["prompt"], "reference": row["completion"]})
-    return rows
+def load_split_rows(splits: Splits, names: list[str], max_prompts: int) -> list[dict[str, Any]]:
+    """The first max_prompts rows of each named split, as the rows samples.jsonl is made of."""
+    return [{"id": r.id, "source_line": r.source_line, "split": r.split, "prompt": r.prompt, "reference": r.completion}
+            for r in splits.rows(*names, limit=max_prompts)]
 
 
 def load_model(model_dir: Path):
@@ -210,18 +204,20 @@ def _example(rows: list[dict[str, Any]], flag: str | None = None) -> str:
 
 def _gate_b(report: StageReport, rows: list[dict[str, Any]], cfg: RunConfig) -> None:
     gates, m = cfg.gates, report.metrics
+    gate = Gate("B", STAGE, cfg)
     rate = m["degenerate_rate"]
-    if rate > gates.max_degenerate_rate:
-        by_flag = {f: m[f"degenerate_rate_{f}"] for f in FLAGS if m[f"degenerate_rate_{f}"] > 0}
-        worst = max(by_flag, key=by_flag.get)
-        parts = ", ".join(f"{f} {_pct(v)}" for f, v in sorted(by_flag.items(), key=lambda kv: -kv[1]))
-        report.fail(f"degenerate outputs {_pct(rate)} > gates.max_degenerate_rate {_pct(gates.max_degenerate_rate)} "
-                    f"({parts}); {_example(rows, worst)}")
-    if m["rouge_l"] < gates.min_rouge_l:
-        report.fail(f"ROUGE-L {m['rouge_l']:.3f} < gates.min_rouge_l {gates.min_rouge_l} "
-                    f"(Japanese word tokens, {len(rows)} outputs vs references)")
-    if m["chrf"] < gates.min_chrf:
-        report.fail(f"chrF {m['chrf']:.3f} < gates.min_chrf {gates.min_chrf}")
+    by_flag = {f: m[f"degenerate_rate_{f}"] for f in FLAGS if m[f"degenerate_rate_{f}"] > 0}
+    worst = max(by_flag, key=by_flag.get) if by_flag else None
+    parts = ", ".join(f"{f} {_pct(v)}" for f, v in sorted(by_flag.items(), key=lambda kv: -kv[1]))
+    gate.at_most("gates.max_degenerate_rate", rate, "degenerate-output rate (greedy)",
+                 reason=f"degenerate outputs {_pct(rate)} > gates.max_degenerate_rate {_pct(gates.max_degenerate_rate)} "
+                        f"({parts}); {_example(rows, worst)}")
+    gate.at_least("gates.min_rouge_l", m["rouge_l"], "ROUGE-L against the references",
+                  reason=f"ROUGE-L {m['rouge_l']:.3f} < gates.min_rouge_l {gates.min_rouge_l} "
+                         f"(Japanese word tokens, {len(rows)} outputs vs references)")
+    gate.at_least("gates.min_chrf", m["chrf"], "chrF against the references",
+                  reason=f"chrF {m['chrf']:.3f} < gates.min_chrf {gates.min_chrf}")
+    gate.apply(report)
 
 
 def _plot_rates(rates: dict[str, float], path: Path, title: str) -> None:
@@ -242,14 +238,19 @@ def _plot_rates(rates: dict[str, float], path: Path, title: str) -> None:
 
 
 def run_hf_check(model_dir: str | Path, data_dir: str | Path, output_dir: str | Path, cfg: RunConfig) -> StageReport:
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with StageOutput(output_dir, STAGE, inputs=[model_dir, data_dir]) as output:
+        report = _check(model_dir, data_dir, output.path, cfg)
+        output.finish(report)
+    return report
+
+
+def _check(model_dir: str | Path, data_dir: str | Path, out: Path, cfg: RunConfig) -> StageReport:
     with tempfile.TemporaryDirectory(prefix="hf_check_inputs_") as cache:
-        data = storage.localize(str(data_dir), Path(cache) / "data")
-        rows = load_split_rows(data, cfg.hf_check.splits, cfg.hf_check.max_prompts)
+        rows = load_split_rows(read_splits(data_dir, Path(cache) / "data"), cfg.hf_check.splits,
+                               cfg.hf_check.max_prompts)
         if not rows:
             raise InputError(f"{data_dir}: the {', '.join(cfg.hf_check.splits)} splits hold no rows to generate for")
-        model, tokenizer = load_model(storage.localize(str(model_dir), Path(cache) / "model"))
+        model, tokenizer = load_model(read_trained(model_dir, Path(cache) / "model").merged)
 
     fmt = format_prompt(tokenizer, cfg.train.prompt_template)
     formatted = [fmt(r["prompt"]) for r in rows]
@@ -282,5 +283,4 @@ def run_hf_check(model_dir: str | Path, data_dir: str | Path, output_dir: str | 
 
     write_jsonl(out / SAMPLES, rows)
     _plot_rates(rates, out / RATES_PLOT, f"hf_check: degenerate outputs ({len(rows)} greedy)")
-    report.write(out)
     return report

@@ -80,10 +80,12 @@ def _read_report(path: Path) -> dict[str, Any]:
 
 def shipped_gguf(run: RunDir, cfg: RunConfig) -> Path:
     """The file the gguf stage shipped (its report's `shipped`, else model-<first quant type>.gguf)."""
-    name = run.report("gguf").get("shipped") or f"model-{cfg.gguf.quant_types[0].upper()}.gguf"
+    name = run.report("gguf").get("shipped")
+    if not name:
+        raise InputError(f"{run.root / 'gguf'}: the gguf stage's report names no shipped file (gate D passed no type)")
     path = run.root / "gguf" / name
     if not path.is_file():
-        raise InputError(f"{path}: quantized GGUF not found; the gguf stage writes it (gguf.quant_types[0] names it)")
+        raise InputError(f"{path}: the quantized GGUF the gguf report ships is missing")
     return path
 
 

@@ -22,43 +22,22 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from components.clean.outputs import read_kept
 from components.common import storage
 from components.common.config import RunConfig
-from components.common.errors import InputError, row_problem
-from components.common.report import StageReport, iter_jsonl, write_jsonl
+from components.common.errors import InputError
+from components.common.gates import Gate
+from components.common.report import StageReport, write_jsonl
+from components.common.stage_output import StageOutput
 from components.split.assign import assign_units
 from components.split.chart import write_category_chart
 from components.split.leaks import describe, find_leaks
+from components.split.outputs import SPLITS, STAGE
 from components.split.units import build_units
 
-STAGE = "split"
-SPLITS = ("train", "val", "test")
-REQUIRED_FIELDS = ("id", "source_line", "prompt", "completion")
 NO_STRATUM = "(none)"
 # Reasons list this many leak pairs one by one; report.json's leak_check.pairs holds all of them.
 _LEAKS_IN_REASONS = 20
-
-
-def read_kept(path: Path) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    first_line_of_id: dict[Any, int] = {}
-    for line_no, row in iter_jsonl(path, "a kept record"):
-        for name in REQUIRED_FIELDS:
-            if row.get(name) is None:
-                raise InputError(row_problem(str(path), line_no, name,
-                                             "missing; kept.jsonl rows need id, source_line, prompt, completion (the output of finegate clean)"))
-        for name in ("prompt", "completion"):
-            if not isinstance(row[name], str):
-                raise InputError(row_problem(str(path), line_no, name, f"expected text, got {type(row[name]).__name__}"))
-        key = json.dumps(row["id"], ensure_ascii=False)
-        if key in first_line_of_id:
-            raise InputError(row_problem(str(path), line_no, "id", f"duplicate id {row['id']!r} (first on line "
-                                         f"{first_line_of_id[key]}); every row needs its own id to be traceable"))
-        first_line_of_id[key] = line_no
-        rows.append(row)
-    if not rows:
-        raise InputError(f"{path}: no rows to split")
-    return rows
 
 
 def _strata(rows: list[dict[str, Any]], field: str | None) -> tuple[list[str], bool]:
@@ -87,14 +66,16 @@ def _too_small(name: str, got: int, n_rows: int, n_units: int, largest_unit: int
 
 
 def run_split(input_path: str | Path, output_dir: str | Path, cfg: RunConfig) -> StageReport:
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with StageOutput(output_dir, STAGE, inputs=[input_path]) as output, \
+            tempfile.TemporaryDirectory(prefix="finegate-split-") as cache:
+        _, rows = read_kept(input_path, cache)
+        report = _split(rows, input_path, output, cfg)
+    return report
+
+
+def _split(rows: list[dict[str, Any]], input_path, output: StageOutput, cfg: RunConfig) -> StageReport:
+    out = output.path
     report = StageReport(STAGE)
-    with tempfile.TemporaryDirectory(prefix="finegate-split-") as cache:
-        local = storage.localize(input_path, cache, verify=cfg.storage.verify_sha256)
-        if local.is_dir():
-            local = local / "kept.jsonl"
-        rows = read_kept(local)
     n = len(rows)
     ratios = cfg.split.ratios
     rule = cfg.split.near_duplicates or cfg.clean.near_duplicates
@@ -104,7 +85,7 @@ def run_split(input_path: str | Path, output_dir: str | Path, cfg: RunConfig) ->
     for name in active:
         planned = round(ratios[SPLITS.index(name)] * n)
         if planned < getattr(cfg.split, f"min_{name}"):
-            raise _error(report, out, _too_small(name, planned, n, n, 1, cfg, planned=True))
+            raise _error(report, output, _too_small(name, planned, n, n, 1, cfg, planned=True))
 
     strata, stratified = _strata(rows, cfg.split.stratify_by)
     units = build_units(rows, cfg.split.group_by, cfg.split.cluster_near_duplicates, rule)
@@ -116,7 +97,7 @@ def run_split(input_path: str | Path, output_dir: str | Path, cfg: RunConfig) ->
 
     for name in active:
         if len(by_split[name]) < getattr(cfg.split, f"min_{name}"):
-            raise _error(report, out, _too_small(name, len(by_split[name]), n, len(units.members),
+            raise _error(report, output, _too_small(name, len(by_split[name]), n, len(units.members),
                                                   largest_unit, cfg, planned=False))
 
     digests = {}
@@ -134,19 +115,21 @@ def run_split(input_path: str | Path, output_dir: str | Path, cfg: RunConfig) ->
         report.fail("leak: " + describe(leak))
     if len(leaks) > _LEAKS_IN_REASONS:
         report.fail(f"leak: {len(leaks) - _LEAKS_IN_REASONS} more pairs listed in report.json leak_check.pairs")
-    if leaks:
-        report.fail(f"{len(leaks)} duplicate pairs straddle splits (rule: {rule.ngram}-gram Jaccard >= {rule.threshold});"
-                    " keep split.cluster_near_duplicates on, or remove the pairs in clean")
-    for group, names in straddling.items():
-        report.fail(f"group {group!r} straddles {', '.join(names)}")
-    report.write(out)
+    gate = Gate("split", STAGE, cfg)
+    gate.fixed("duplicate pairs straddling splits", len(leaks), "<=", 0,
+               reason=f"{len(leaks)} duplicate pairs straddle splits (rule: {rule.ngram}-gram Jaccard >= "
+                      f"{rule.threshold}); keep split.cluster_near_duplicates on, or remove the pairs in clean")
+    gate.fixed("groups straddling splits", len(straddling), "<=", 0,
+               reason="; ".join(f"group {group!r} straddles {', '.join(names)}" for group, names in straddling.items()))
+    gate.apply(report)
+    output.finish(report)
     return report
 
 
-def _error(report: StageReport, out: Path, message: str) -> InputError:
+def _error(report: StageReport, output: StageOutput, message: str) -> InputError:
     """The report records the error too, so a pipeline run shows it beside the other stages' reports."""
     report.fail(message)
-    report.write(out)
+    output.finish(report)
     return InputError(message)
 
 

@@ -51,10 +51,14 @@ from typing import Any
 from components.common import storage
 from components.common.config import RunConfig, dump_config
 from components.common.errors import ConfigError, InputError
+from components.common.gates import Gate
 from components.common.report import StageReport
+from components.common.stage_output import StageOutput
+from components.split.outputs import read_splits
 from components.train.checkpoints import CheckpointMirror, mirror_callback
-from components.train.examples import EncodedSplit, encode_rows, read_split, uses_chat_template
-from components.train.policy import check_policy
+from components.train.examples import EncodedSplit, encode_rows, uses_chat_template
+from components.train.overfit import early_stop_step
+from components.train.policy import check_policy, policy_gate
 from components.train.tiny_base import torch_threads
 
 STAGE = "train"
@@ -65,22 +69,20 @@ _NOT_SHAPING_TRAINING = {"checkpoint_uri", "resume", "keep_local_checkpoints", "
 
 
 def run_train(data_dir: str | Path, base_model: str | None, output_dir: str | Path, cfg: RunConfig) -> StageReport:
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     report = StageReport(STAGE)
     base_model = base_model or cfg.train.base_model
-    with tempfile.TemporaryDirectory(prefix="finegate-train-") as tmp:
-        data = storage.localize(str(data_dir), Path(tmp) / "data", verify=cfg.storage.verify_sha256)
-        train_rows, val_rows = read_split(data / "train.jsonl"), read_split(data / "val.jsonl")
+    with StageOutput(output_dir, STAGE, inputs=[data_dir, base_model]) as output, \
+            tempfile.TemporaryDirectory(prefix="finegate-train-") as tmp:
+        splits = read_splits(data_dir, Path(tmp) / "data")
+        train_rows, val_rows = splits.rows("train"), splits.rows("val")
         if not train_rows:
-            raise InputError(f"{data_dir}: train.jsonl is missing or empty; give the split stage's output folder")
+            raise InputError(f"{data_dir}: train.jsonl is empty; give the split stage's output folder")
 
-        policy = check_policy(cfg.train, len(val_rows))
+        policy = check_policy(cfg, len(val_rows))
         report.details["policy"] = policy.to_dict()
+        policy_gate(policy, STAGE, cfg).apply(report)
         if not policy.passed:
-            for violation in policy.violations:
-                report.fail(f"policy: {violation.message}; set train.policy_override_reason to go ahead anyway")
-            report.write(out)
+            output.finish(report)
             return report
         if policy.violations:
             print(f"train: policy overridden ({policy.override_reason}): "
@@ -89,7 +91,9 @@ def run_train(data_dir: str | Path, base_model: str | None, output_dir: str | Pa
         _check_hardware(cfg)
         model_dir = _localize_model(base_model, Path(tmp) / "base", cfg)
         with torch_threads(None if _cuda() else cfg.train.cpu_threads):
-            _train(train_rows, val_rows, model_dir, base_model, out, cfg, report, _digest(data, base_model, cfg))
+            _train(train_rows, val_rows, model_dir, base_model, output.path, cfg, report,
+                   _digest(splits.directory, base_model, cfg))
+        output.finish(report)
     return report
 
 
@@ -198,7 +202,7 @@ def sft_config(cfg: RunConfig, output_dir: Path, bf16: bool):
         warmup_steps=t.warmup_ratio,  # transformers 5: a float below 1 is a share of the steps
         eval_strategy="steps", eval_steps=t.eval_steps, save_strategy="steps", save_steps=t.save_steps,
         save_total_limit=t.save_total_limit, logging_steps=t.logging_steps,
-        load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
+        load_best_model_at_end=t.load_best_at_end, metric_for_best_model="eval_loss", greater_is_better=False,
         bf16=bf16, use_cpu=not _cuda(),
         max_length=max_length, packing=t.packing, packing_strategy=t.packing_strategy,
         padding_free=t.padding_free, completion_only_loss=True, gradient_checkpointing=t.gradient_checkpointing,
@@ -271,9 +275,10 @@ def _train(train_rows, val_rows, model_dir, base_model: str, out: Path, cfg: Run
 
     checkpoints = out / CHECKPOINTS
     shutil.rmtree(checkpoints, ignore_errors=True)  # scratch: the mirror, not this folder, is what resumes
-    callbacks = [EarlyStoppingCallback(cfg.train.early_stopping_patience, cfg.train.early_stopping_threshold)]
     progress = progress_callback()
-    callbacks.append(progress)
+    callbacks = [progress]
+    if cfg.train.early_stopping:
+        callbacks.append(EarlyStoppingCallback(cfg.train.early_stopping_patience, cfg.train.early_stopping_threshold))
     resumed_from, run_id = None, cfg.run.run_id
     if cfg.train.checkpoint_uri:
         if run_id is None:
@@ -298,23 +303,25 @@ def _train(train_rows, val_rows, model_dir, base_model: str, out: Path, cfg: Run
 
     state = trainer.state
     state.save_to_json(str(out / "trainer_state.json"))
-    early = next(cb for cb in trainer.callback_handler.callbacks if isinstance(cb, EarlyStoppingCallback))
-    early_stop_step = state.global_step if early.early_stopping_patience_counter >= early.early_stopping_patience \
-        else None
+    stopped_at = early_stop_step({"global_step": state.global_step, "max_steps": state.max_steps})
     best_step = state.best_global_step
     best_val_loss = float(state.best_metric) if state.best_metric is not None else float("nan")
+    eval_losses = [e["eval_loss"] for e in state.log_history if "eval_loss" in e]
+    # The model that ships: the best checkpoint when it is restored, else the last step's.
+    val_loss = best_val_loss if cfg.train.load_best_at_end else (eval_losses[-1] if eval_losses else float("nan"))
 
     trainer.model.save_pretrained(str(out / "adapter"))
     tokenizer.save_pretrained(str(out / "adapter"))
     _merge(model_dir, out, tokenizer, cfg)
 
-    verdict = detect_overfitting(state.log_history, cfg.train.overfit)
+    rules = cfg.train.overfit_rules()
+    verdict = detect_overfitting(state.log_history, rules)
     plot_loss_curves(state.log_history, out / "loss_curve.png", verdict=verdict, best_step=best_step,
-                     early_stop_step=early_stop_step, cfg=cfg.train.overfit)
+                     early_stop_step=stopped_at, cfg=rules)
 
     train_losses = [e["loss"] for e in state.log_history if "loss" in e]
     report.metrics.update({
-        "best_val_loss": best_val_loss, "best_step": best_step, "early_stop_step": early_stop_step,
+        "val_loss": val_loss, "best_val_loss": best_val_loss, "best_step": best_step, "early_stop_step": stopped_at,
         "global_step": state.global_step, "max_steps": state.max_steps, "epochs": state.epoch,
         "final_train_loss": train_losses[-1] if train_losses else None,
         "train_rows": len(train_set.input_ids), "val_rows": len(val_set.input_ids),
@@ -334,12 +341,11 @@ def _train(train_rows, val_rows, model_dir, base_model: str, out: Path, cfg: Run
         "overfitting": verdict.to_dict(),
         "artifacts": ["adapter/", "merged/", "trainer_state.json", "loss_curve.png"],
     })
-    _gate(report, best_val_loss, verdict, cfg)
-    report.write(out)
+    _gate(report, val_loss, verdict, cfg)
     if not cfg.train.keep_local_checkpoints and cfg.train.checkpoint_uri:
         shutil.rmtree(checkpoints, ignore_errors=True)
     print(f"train: best val loss {best_val_loss:.4f} at step {best_step}"
-          + (f", early stop at {early_stop_step}" if early_stop_step else "")
+          + (f", early stop at {stopped_at}" if stopped_at else "")
           + f"; overfitting: {verdict.verdict}; gate A {'passed' if report.passed else 'FAILED'}", file=sys.stderr)
 
 
@@ -365,14 +371,14 @@ def _merge(model_dir, out: Path, tokenizer, cfg: RunConfig) -> None:
         shutil.copy2(source, out / "merged" / "tokenizer.model")
 
 
-def _gate(report: StageReport, best_val_loss: float, verdict, cfg: RunConfig) -> None:
-    gates = cfg.gates
-    if math.isnan(best_val_loss):
-        report.fail(f"gate A: no validation loss: training ended at step {report.metrics['global_step']} before "
-                    f"the first evaluation (train.eval_steps={cfg.train.eval_steps}); lower train.eval_steps")
-    elif not best_val_loss <= gates.max_val_loss:
-        report.fail(f"gate A: best validation loss {best_val_loss:.4f} is above gates.max_val_loss="
-                    f"{gates.max_val_loss}; train longer, fix the data or raise the threshold with a reason")
-    if verdict.overfit and gates.fail_on_overfit:
-        report.fail("gate A: overfitting: " + "; ".join(verdict.reasons)
-                    + " (see loss_curve.png; set gates.fail_on_overfit=false only with a written reason)")
+def _gate(report: StageReport, val_loss: float, verdict, cfg: RunConfig) -> None:
+    gate = Gate("A", STAGE, cfg)
+    no_eval = (f"gate A: no validation loss: training ended at step {report.metrics['global_step']} before the first "
+               f"evaluation (train.eval_steps={cfg.train.eval_steps}); lower train.eval_steps")
+    gate.at_most("gates.max_val_loss", val_loss, "validation loss of the shipped model",
+                 reason=no_eval if math.isnan(val_loss) else None,
+                 fix="train longer, fix the data or raise the threshold with a reason")
+    gate.rule("gates.fail_on_overfit", verdict.overfit, "no overfitting (loss curves)",
+              reason="gate A: overfitting: " + "; ".join(verdict.reasons)
+                     + " (see loss_curve.png; set gates.fail_on_overfit=false only with a written reason)")
+    gate.apply(report)

@@ -11,14 +11,11 @@ template when it has one (a user turn, the generation prompt, then the assistant
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from components.common.errors import InputError, row_problem
-from components.common.report import iter_jsonl
-
-REQUIRED = ("prompt", "completion")
+from components.split.outputs import SplitRow
 
 
 @dataclass
@@ -39,20 +36,6 @@ class EncodedSplit:
         from datasets import Dataset
 
         return Dataset.from_dict({"input_ids": self.input_ids, "completion_mask": self.completion_mask})
-
-
-def read_split(path: Path) -> list[dict[str, Any]]:
-    """Rows of a split file; each needs a text `prompt` and `completion` (the split stage's format)."""
-    if not path.is_file():
-        return []
-    rows = []
-    for line_no, row in iter_jsonl(path, "a split row"):
-        for name in REQUIRED:
-            if not isinstance(row.get(name), str):
-                raise InputError(row_problem(str(path), line_no, name,
-                                             "missing or not text; split rows need prompt and completion"))
-        rows.append(row)
-    return rows
 
 
 def uses_chat_template(tokenizer) -> bool:
@@ -84,12 +67,12 @@ def encode_pair(tokenizer, prompt: str, completion: str, template: str) -> tuple
     return list(full_ids), _common_prefix(prompt_ids, full_ids)
 
 
-def encode_rows(rows: list[dict[str, Any]], tokenizer, template: str, max_length: int) -> EncodedSplit:
+def encode_rows(rows: Sequence[SplitRow], tokenizer, template: str, max_length: int) -> EncodedSplit:
     out = EncodedSplit(rows_in=len(rows))
-    for i, row in enumerate(rows):
-        ids, n_prompt = encode_pair(tokenizer, row["prompt"], row["completion"], template)
+    for row in rows:
+        ids, n_prompt = encode_pair(tokenizer, row.prompt, row.completion, template)
         if n_prompt >= max_length:
-            out.dropped.append(row.get("id", i))
+            out.dropped.append(row.id)
             continue
         if len(ids) > max_length:
             out.truncated += 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from components.common.config import TrainSection
+from components.common.config import RunConfig
 
 # The source every rule quotes: the team's fine-tuning standard (LoRA SFT section).
 STANDARD = "fine-tuning standard, LoRA SFT"
@@ -48,8 +48,10 @@ def _range(lo: float, hi: float) -> str:
     return f"range {lo:g} to {hi:g}"
 
 
-def check_policy(train: TrainSection, val_rows: int) -> PolicyCheck:
-    """Every rule of the standard against the train config and the size of the validation split."""
+def check_policy(cfg: RunConfig, val_rows: int | None = None) -> PolicyCheck:
+    """Every rule of the standard against the train config and the validation split: its rows when the split
+    exists (the train stage), else its planned share (`finegate run` and the pipeline, before any compute)."""
+    train = cfg.train
     p, lora = train.policy, train.lora
     found: list[Violation] = []
 
@@ -80,7 +82,46 @@ def check_policy(train: TrainSection, val_rows: int) -> PolicyCheck:
     outside("train.warmup_ratio", train.warmup_ratio, p.warmup_ratio_range, "warmup over 3-10% of the steps")
     outside("train.num_epochs", train.num_epochs, p.epochs_range,
             "1-3 epochs: more passes over a small set memorise it (the failed v1 run went 2.847 -> 0.254)")
-    if val_rows < 1:
-        found.append(Violation("split val.jsonl rows", val_rows, "at least 1 row",
-                               "a validation split must exist: without one nobody sees overfitting"))
+    if not train.early_stopping:
+        found.append(Violation("train.early_stopping", train.early_stopping, "value true",
+                               "early stopping on the validation loss ends a run that starts to memorise"))
+    else:
+        outside("train.early_stopping_patience", train.early_stopping_patience, p.early_stopping_patience_range,
+                "early-stopping patience 10-20 evaluations: fewer stops on noise, more lets memorising run on")
+    if not train.load_best_at_end:
+        found.append(Violation("train.load_best_at_end", train.load_best_at_end, "value true",
+                               "ship the checkpoint with the best validation loss, not the last step"))
+    no_val = "a validation split must exist: without one nobody sees overfitting"
+    if val_rows is None and cfg.split.ratios[1] <= 0:
+        found.append(Violation("split.ratios[1] (validation share)", cfg.split.ratios[1], "above 0", no_val))
+    elif val_rows is not None and val_rows < 1:
+        found.append(Violation("split val.jsonl rows", val_rows, "at least 1 row", no_val))
     return PolicyCheck(found, train.policy_override_reason)
+
+
+def policy_gate(check: PolicyCheck, stage: str, cfg: RunConfig):
+    """The policy as a gate (common/gates.py): one check per violated rule; overridden ones pass with a note."""
+    from components.common.gates import Gate
+
+    gate = Gate("policy", stage, cfg)
+    for violation in check.violations:
+        gate.fixed(violation.setting, float(check.passed), ">=", 1.0,
+                   reason=f"policy: {violation.message}; set train.policy_override_reason to go ahead anyway")
+    if not check.violations:
+        gate.fixed("every rule of the standard holds", 1.0, ">=", 1.0, reason="")
+    return gate
+
+
+def run_policy_check(output_dir, cfg: RunConfig):
+    """The pre-flight stage `policy`: the standard's rules against the run config, before any data is read
+    or any compute spent (`finegate run` and the pipeline's first task). Writes report.json."""
+    from components.common.report import StageReport
+    from components.common.stage_output import StageOutput
+
+    report = StageReport("policy")
+    check = check_policy(cfg)
+    report.details["policy"] = check.to_dict()
+    policy_gate(check, "policy", cfg).apply(report)
+    with StageOutput(output_dir, "policy") as output:
+        output.finish(report)
+    return report

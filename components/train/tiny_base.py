@@ -8,12 +8,13 @@
    like SentencePiece and llama.cpp's converter (which reads `tokenizer.model`) agrees with both.
 2. A small `LlamaForCausalLM` (`tiny_base.*`); hidden and intermediate sizes must be multiples of 256 so
    llama.cpp's k-quants (Q4_K_M: 256-wide super-blocks) quantize every row.
-3. Brief full-parameter pre-training on the corpus with a plain torch loop, so the model writes Japanese and
-   the gates downstream measure something real. The corpus is every string field of each JSONL row (or each
-   line of a text file) plus the body→title pairs of the rows the clean stage keeps, formatted with
-   `train.prompt_template`, so the base model knows the task's format weakly.
-   With `tiny_base.hold_out_eval_splits` (default on), rows the split stage (same config) puts into val or
-   test are left out of pre-training entirely, so evaluation never scores text the base model memorised.
+3. Brief full-parameter pre-training with a plain torch loop, so the model writes Japanese titles and the
+   gates downstream measure something real. For a fine-tuning data set the corpus is the pipeline's own
+   train split (the real clean and split stages, same config), formatted with `train.prompt_template`: the
+   prompt's tokens weigh `tiny_base.prompt_loss_weight` in the loss and the title and EOS weigh 1, so the
+   base learns to answer the template with a title that ends. Nothing of a val/test article (its group or
+   duplicate cluster, kept or rejected) and nothing clean rejected (tag lists, noise) reaches the model.
+   Any other corpus (plain text, JSONL that is not a data set) is pre-trained on as raw text.
 4. Saved as safetensors + config + tokenizer (`tokenizer.model` kept beside `tokenizer.json`), plus
    `tiny_base.json` describing the build. Deterministic for `tiny_base.seed`.
 """
@@ -27,6 +28,7 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,22 +43,34 @@ UNK_ID, BOS_ID, EOS_ID, PAD_ID = 0, 1, 2, 3
 _K_QUANT_BLOCK = 256
 
 
-def read_corpus_rows(path: Path) -> tuple[list[dict[str, Any]] | None, list[str]]:
-    """(rows, texts): JSONL rows (None for plain text) and every non-empty string field or line."""
-    raw = path.read_text(encoding="utf-8")
-    lines = [line for line in raw.splitlines() if line.strip()]
+@dataclass
+class Corpus:
+    """What pre-training reads. `pairs`: (prompt, completion) of the rows the pipeline will train on
+    (its train split); `texts`: raw text, for a corpus that is not a fine-tuning data set."""
+
+    pairs: list[tuple[str, str]] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def tokenizer_sentences(self) -> list[str]:
+        return [t for pair in self.pairs for t in pair] + self.texts
+
+
+def read_text_lines(path: Path) -> list[str]:
+    """Every non-blank line of a text corpus; for a JSONL file, every string inside each row."""
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if not lines:
         raise InputError(f"{path}: the corpus is empty")
-    if path.suffix in (".jsonl", ".json") or lines[0].lstrip().startswith("{"):
-        rows = []
-        for n, line in enumerate(lines, 1):
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{n}: not valid JSON ({exc.msg}); give a JSONL file or plain text") from None
-            rows.append(row if isinstance(row, dict) else {"text": str(row)})
-        return rows, [t for row in rows for t in _strings(row)]
-    return None, lines
+    if path.suffix not in (".jsonl", ".json") and not lines[0].lstrip().startswith("{"):
+        return lines
+    texts = []
+    for n, line in enumerate(lines, 1):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{n}: not valid JSON ({exc.msg}); give a JSONL file or plain text") from None
+        texts.extend(_strings(row))
+    return texts
 
 
 def _strings(value: Any) -> list[str]:
@@ -70,64 +84,47 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
-def _clean_pairs(corpus: Path, cfg: RunConfig, workdir: Path) -> tuple[list[tuple[str, str]], set[int]]:
-    """(prompt, completion) pairs of the rows the clean stage keeps, and the source lines held out.
+def _train_split_pairs(corpus: Path, cfg: RunConfig, workdir: Path) -> list[tuple[str, str]] | None:
+    """(prompt, completion) of the rows the pipeline's split stage puts in train, or None when the clean
+    stage cannot read the corpus as a fine-tuning data set.
 
-    Runs the real clean stage (and, with `hold_out_eval_splits`, the split stage) with the same config
-    the pipeline will use, so the rows held out here are exactly the pipeline's val and test rows."""
-    try:
-        from components.clean.core import run_clean
-    except ImportError:
-        print("make-tiny-base: clean stage not available; pre-training on raw text only", file=sys.stderr)
-        return [], set()
+    The real clean and split stages run with the pipeline's config, so the train split here is the
+    pipeline's. Only those rows are pre-trained on: nothing the clean stage rejected (tag lists, noise, the
+    duplicates and near duplicates of a held-out article) and nothing of a val/test article (the split
+    keeps a `group` and a duplicate cluster in one split) reaches the base model."""
+    from components.clean.core import run_clean
+    from components.split.core import run_split
+
     cfg = cfg.model_copy(deep=True)
     cfg.clean.write_chart = False
     try:
-        run_clean(str(corpus), workdir / "clean", cfg)
+        cleaned = run_clean(str(corpus), workdir / "clean", cfg)
     except FinegateError as exc:
-        # A corpus that is not a fine-tuning data set (no prompt/completion schema) is plain text to us.
         print(f"make-tiny-base: no prompt/completion pairs in {corpus.name} ({exc}); pre-training on raw text only",
               file=sys.stderr)
-        return [], set()
-    kept = _read_jsonl(workdir / "clean" / "kept.jsonl")
-    if not kept:
-        return [], set()
-    if not cfg.tiny_base.hold_out_eval_splits:
-        return [(r["prompt"], r["completion"]) for r in kept], set()
-    from components.split.core import run_split
-
+        return None
+    if not cleaned.metrics.get("kept"):
+        return None
     try:
         run_split(str(workdir / "clean" / "kept.jsonl"), workdir / "split", cfg)
     except FinegateError as exc:
-        raise ConfigError(f"make-tiny-base: cannot hold out val/test rows: {exc} "
-                          "(or set tiny_base.hold_out_eval_splits=false)") from None
-    train = _read_jsonl(workdir / "split" / "train.jsonl")
-    held_out = {int(r["source_line"]) for name in ("val", "test") for r in _read_jsonl(workdir / "split" / f"{name}.jsonl")}
-    return [(r["prompt"], r["completion"]) for r in train], held_out
+        raise ConfigError(f"make-tiny-base: cannot tell the pipeline's train split apart: {exc}") from None
+    return [(r["prompt"], r["completion"]) for r in read_jsonl(workdir / "split" / "train.jsonl")]
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    return read_jsonl(path)
+def pretraining_corpus(corpus: Path, cfg: RunConfig, workdir: Path) -> Corpus:
+    pairs = _train_split_pairs(corpus, cfg, workdir) if _looks_like_rows(corpus) else None
+    if pairs is not None:
+        return Corpus(pairs=pairs, counts={"train_pairs": len(pairs), "raw_texts": 0})
+    texts = read_text_lines(corpus)
+    return Corpus(texts=texts, counts={"train_pairs": 0, "raw_texts": len(texts)})
 
 
-def pretraining_documents(corpus: Path, cfg: RunConfig, workdir: Path) -> tuple[list[str], dict[str, int]]:
-    """The texts pre-training reads: raw strings of every row not held out, plus formatted clean pairs."""
-    rows, texts = read_corpus_rows(corpus)
-    pairs: list[tuple[str, str]] = []
-    held_out: set[int] = set()
-    if rows is not None and cfg.tiny_base.include_prompt_pairs:
-        pairs, held_out = _clean_pairs(corpus, cfg, workdir)
-    if held_out:
-        # source_line counts physical lines of the file from 1 (blank lines included), as the clean stage does.
-        texts = []
-        for line_no, line in enumerate(corpus.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip() and line_no not in held_out:
-                texts.extend(_strings(json.loads(line)))
-    formatted = [cfg.train.prompt_template.format(prompt=p) + c for p, c in pairs]
-    counts = {"raw_texts": len(texts), "prompt_pairs": len(formatted), "held_out_rows": len(held_out)}
-    return texts + formatted, counts
+def _looks_like_rows(path: Path) -> bool:
+    if path.suffix.lower() in (".jsonl", ".json", ".csv", ".tsv", ".parquet"):
+        return True
+    with path.open("rb") as f:
+        return f.read(64).lstrip().startswith(b"{")
 
 
 def train_tokenizer(texts: list[str], section: TinyBaseSection, out_dir: Path):
@@ -187,23 +184,51 @@ def build_model(section: TinyBaseSection, vocab_size: int):
     return LlamaForCausalLM(config)
 
 
-def token_blocks(texts: list[str], tokenizer, seq_length: int):
-    """Every document as BOS ... EOS, concatenated and cut into blocks of seq_length tokens."""
+def token_stream(corpus: Corpus, tokenizer, cfg: RunConfig) -> tuple[list[int], list[float]]:
+    """Every document as token ids with a loss weight per token. A train pair is the training prompt
+    format with its title and EOS (train's own encoding); its prompt tokens weigh tiny_base.prompt_loss_weight
+    and the title and EOS weigh 1, so the model learns to end the template with a short title rather than
+    to continue the article. Raw text weighs 1 throughout."""
+    from components.train.examples import encode_pair
+
+    ids: list[int] = []
+    weights: list[float] = []
+    for prompt, completion in corpus.pairs:
+        pair_ids, n_prompt = encode_pair(tokenizer, prompt, completion, cfg.train.prompt_template)
+        ids.extend(pair_ids)
+        weights.extend([cfg.tiny_base.prompt_loss_weight] * n_prompt + [1.0] * (len(pair_ids) - n_prompt))
+    for text in corpus.texts:
+        text_ids = tokenizer(text)["input_ids"] + [tokenizer.eos_token_id]
+        ids.extend(text_ids)
+        weights.extend([1.0] * len(text_ids))
+    return ids, weights
+
+
+def token_blocks(ids: list[int], weights: list[float], seq_length: int):
+    """The stream cut into (blocks of seq_length token ids, their loss weights)."""
     import torch
 
-    stream: list[int] = []
-    for text in texts:
-        stream.extend(tokenizer(text)["input_ids"])
-        stream.append(tokenizer.eos_token_id)
-    n_blocks = len(stream) // seq_length
+    n_blocks = len(ids) // seq_length
     if n_blocks < 1:
-        raise InputError(f"the corpus is {len(stream)} tokens, shorter than one block of "
+        raise InputError(f"the corpus is {len(ids)} tokens, shorter than one block of "
                          f"tiny_base.seq_length={seq_length}")
-    return torch.tensor(stream[: n_blocks * seq_length]).view(n_blocks, seq_length)
+    cut = n_blocks * seq_length
+    return (torch.tensor(ids[:cut]).view(n_blocks, seq_length),
+            torch.tensor(weights[:cut], dtype=torch.float32).view(n_blocks, seq_length))
 
 
-def pretrain(model, blocks, section: TinyBaseSection) -> list[float]:
-    """Plain full-parameter causal-LM training: AdamW, linear warmup then cosine decay."""
+def weighted_lm_loss(logits, input_ids, weights):
+    """Next-token cross-entropy, each target token weighted (the weight of the token being predicted)."""
+    import torch.nn.functional as F
+
+    nll = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), input_ids[:, 1:].reshape(-1),
+                          reduction="none")
+    w = weights[:, 1:].reshape(-1)
+    return (nll * w).sum() / w.sum().clamp_min(1e-8)
+
+
+def pretrain(model, blocks, weights, section: TinyBaseSection) -> list[float]:
+    """Plain full-parameter causal-LM training on weighted tokens: AdamW, linear warmup then cosine decay."""
     import torch
 
     generator = torch.Generator().manual_seed(section.seed)
@@ -221,8 +246,9 @@ def pretrain(model, blocks, section: TinyBaseSection) -> list[float]:
     losses: list[float] = []
     every = max(1, section.pretrain_steps // 10)
     for step in range(section.pretrain_steps):
-        batch = blocks[torch.randint(len(blocks), (section.batch_size,), generator=generator)]
-        loss = model(input_ids=batch, labels=batch).loss
+        pick = torch.randint(len(blocks), (section.batch_size,), generator=generator)
+        batch = blocks[pick]
+        loss = weighted_lm_loss(model(input_ids=batch).logits, batch, weights[pick])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -267,19 +293,20 @@ def _make(corpus: str | Path, output: str, cfg: RunConfig) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="finegate-tiny-base-") as tmp:
         workdir = Path(tmp)
         corpus_path = storage.localize(str(corpus), workdir / "input", verify=cfg.storage.verify_sha256)
-        documents, counts = pretraining_documents(corpus_path, cfg, workdir)
+        corpus_data = pretraining_corpus(corpus_path, cfg, workdir)
         out_dir = workdir / "model" if storage.is_s3(output) else Path(output)
-        tokenizer = train_tokenizer(documents, section, out_dir)
+        tokenizer = train_tokenizer(corpus_data.tokenizer_sentences(), section, out_dir)
         model = build_model(section, len(tokenizer))
-        blocks = token_blocks(documents, tokenizer, section.seq_length)
-        losses = pretrain(model, blocks, section)
+        blocks, weights = token_blocks(*token_stream(corpus_data, tokenizer, cfg), section.seq_length)
+        losses = pretrain(model, blocks, weights, section)
         model.generation_config.pad_token_id = PAD_ID
         model.save_pretrained(str(out_dir))
         tokenizer.save_pretrained(str(out_dir))
         info = {
             "corpus": str(corpus), "output": str(output), "seed": section.seed,
             "vocab_size": len(tokenizer), "parameters": sum(p.numel() for p in model.parameters()),
-            "corpus_tokens": int(blocks.numel()), "documents": counts,
+            "corpus_tokens": int(blocks.numel()), "documents": corpus_data.counts,
+            "prompt_loss_weight": section.prompt_loss_weight,
             "pretrain_steps": section.pretrain_steps, "first_loss": losses[0] if losses else None,
             "final_loss": sum(losses[-10:]) / len(losses[-10:]) if losses else None,
             "seconds": round(time.monotonic() - started, 1),

@@ -199,8 +199,9 @@ def test_report_names_input_and_output_digests(tmp_path, cfg):
     assert report["input"]["sha256"] == sha256_file(tmp_path / "in.jsonl")
     assert report["input"]["format"] == "jsonl" and report["input"]["schema"] == "alpaca"
     assert report["outputs"]["kept.jsonl"] == sha256_file(tmp_path / "out" / "kept.jsonl")
-    assert json.loads((tmp_path / "out" / "report.json").read_text())["gate"] == {"max_contamination_rate": 0.0,
-                                                                                  "min_samples": 1}
+    checks = json.loads((tmp_path / "out" / "report.json").read_text())["gate_checks"]
+    assert {(c["setting"], c["threshold"]) for c in checks if c["setting"]} == {
+        ("gates.max_contamination_rate", 0.0), ("data.min_samples", 1)}
 
 
 def test_worker_processes_give_the_same_files_as_one_process(tmp_path, cfg):

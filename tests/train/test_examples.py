@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import pytest
 
+from components.split.outputs import SplitRow
 from components.train.examples import encode_rows
 from tests.fixtures.models import fixture_config
 
 TEMPLATE = fixture_config().train.prompt_template
+
+
+def split_rows(*pairs: tuple[str, str], ids: list[str] | None = None) -> list[SplitRow]:
+    return [SplitRow(id=(ids or [f"r{i}" for i in range(len(pairs))])[i], source_line=i + 1, split="train",
+                     prompt=p, completion=c) for i, (p, c) in enumerate(pairs)]
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +25,7 @@ def tokenizer(tiny_base):
 
 
 def test_completion_is_masked_in_and_ends_with_eos(tokenizer):
-    rows = [{"id": "a", "prompt": "週末に山を歩いた。", "completion": "週末の山歩き"}]
+    rows = split_rows(("週末に山を歩いた。", "週末の山歩き"))
     encoded = encode_rows(rows, tokenizer, TEMPLATE, max_length=256)
     ids, mask = encoded.input_ids[0], encoded.completion_mask[0]
     assert ids[0] == tokenizer.bos_token_id and ids[-1] == tokenizer.eos_token_id
@@ -31,9 +37,8 @@ def test_completion_is_masked_in_and_ends_with_eos(tokenizer):
 
 def test_rows_whose_completion_cannot_fit_are_dropped_and_counted(tokenizer):
     long_prompt = "長い本文です。" * 200
-    rows = [{"id": "fits", "prompt": "短い本文。", "completion": "短いタイトル"},
-            {"id": "too-long", "prompt": long_prompt, "completion": "消えるタイトル"},
-            {"id": "cut", "prompt": "本文。" * 10, "completion": "とても長いタイトルがここで切れてしまう" * 3}]
+    rows = split_rows(("短い本文。", "短いタイトル"), (long_prompt, "消えるタイトル"),
+                      ("本文。" * 10, "とても長いタイトルがここで切れてしまう" * 3), ids=["fits", "too-long", "cut"])
     prompt_tokens = len(tokenizer(TEMPLATE.format(prompt="本文。" * 10))["input_ids"])
     encoded = encode_rows(rows, tokenizer, TEMPLATE, max_length=prompt_tokens + 3)
     assert encoded.rows_in == 3 and encoded.dropped == ["too-long"] and encoded.truncated == 1
@@ -48,7 +53,7 @@ def test_a_chat_template_replaces_the_plain_template(tiny_base):
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_base))
     tokenizer.chat_template = ("{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}</s>{% endfor %}"
                                "{% if add_generation_prompt %}<s>assistant: {% endif %}")
-    encoded = encode_rows([{"prompt": "本文", "completion": "題名"}], tokenizer, TEMPLATE, max_length=128)
+    encoded = encode_rows(split_rows(("本文", "題名")), tokenizer, TEMPLATE, max_length=128)
     ids, mask = encoded.input_ids[0], encoded.completion_mask[0]
     assert "### 指示" not in tokenizer.decode(ids)
     assert tokenizer.decode([t for t, m in zip(ids, mask, strict=True) if m]) == "題名</s>"
@@ -62,8 +67,7 @@ def test_padding_free_batches_give_the_padded_loss(tiny_base, tokenizer):
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
     model = AutoModelForCausalLM.from_pretrained(str(tiny_base)).eval()
-    rows = [{"prompt": p, "completion": c} for p, c in
-            [("子育てと仕事の両立。", "両立の工夫"), ("山へ行った。", "山歩き"), ("机を見直した。毎日の習慣。", "机の話")]]
+    rows = split_rows(("子育てと仕事の両立。", "両立の工夫"), ("山へ行った。", "山歩き"), ("机を見直した。毎日の習慣。", "机の話"))
     encoded = encode_rows(rows, tokenizer, TEMPLATE, max_length=128)
     examples = [{"input_ids": ids, "labels": [t if m else -100 for t, m in zip(ids, mask, strict=True)]}
                 for ids, mask in zip(encoded.input_ids, encoded.completion_mask, strict=True)]
