@@ -34,7 +34,8 @@ def small_input(tmp_path):
 
 
 def test_passing_gate_exits_0_with_the_report_on_stdout(small_input, tmp_path):
-    proc = finegate("--input", str(small_input), "--output-dir", str(tmp_path / "out"), "--set", "data.min_samples=2")
+    proc = finegate("--input", str(small_input), "--output-dir", str(tmp_path / "out"), "--set", "data.min_samples=2",
+                    "--set", "gates.loosened.data.min_samples=a two-row test input")
     assert proc.returncode == 0, proc.stderr
     printed = json.loads(proc.stdout)
     assert printed["stage"] == "clean" and printed["passed"] is True and printed["metrics"]["kept"] == 2

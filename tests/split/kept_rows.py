@@ -6,6 +6,8 @@ import json
 import random
 from pathlib import Path
 
+from tests.fixtures.stage_outputs import write_stage_output
+
 KANA = "あいうえおかきくけこさしすせそたちつてとなにぬねのはひふへほまみむめもやゆよらりるれろわ"
 
 
@@ -25,8 +27,8 @@ def kept_row(i: int, category: str | None = None, group: str | None = None, seed
 
 
 def write_kept(path: Path, rows: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    """kept.jsonl inside a clean stage output (with the report split verifies it against)."""
+    write_stage_output(path.parent, "clean", {path.name: rows})
     return path
 
 

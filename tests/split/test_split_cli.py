@@ -70,8 +70,8 @@ def test_missing_input_and_bad_config_exit_2(tmp_path, capsys):
 
 
 def test_s3_input_gives_the_same_split_as_the_local_file(kept, tmp_path, s3_bucket, capsys):
+    storage.publish(kept.parent, f"s3://{s3_bucket}/run/clean")
     uri = f"s3://{s3_bucket}/run/clean/kept.jsonl"
-    storage.write_bytes(uri, kept.read_bytes())
     assert split("--input", uri, "--output-dir", str(tmp_path / "from_s3"), *SMALL_MINIMUMS) == 0
     assert split("--input", str(kept), "--output-dir", str(tmp_path / "local"), *SMALL_MINIMUMS) == 0
     for name in ("train.jsonl", "val.jsonl", "test.jsonl"):
@@ -81,7 +81,18 @@ def test_s3_input_gives_the_same_split_as_the_local_file(kept, tmp_path, s3_buck
 def test_s3_input_that_is_missing_or_corrupted_exits_2(kept, tmp_path, s3_bucket, capsys):
     assert split("--input", f"s3://{s3_bucket}/absent/kept.jsonl", "--output-dir", str(tmp_path / "a")) == 2
     assert "no such object" in capsys.readouterr().err
+    storage.publish(kept.parent, f"s3://{s3_bucket}/bad")
     storage.s3_client().put_object(Bucket=s3_bucket, Key="bad/kept.jsonl", Body=kept.read_bytes(),
                                    Metadata={"sha256": "0" * 64})
     assert split("--input", f"s3://{s3_bucket}/bad/kept.jsonl", "--output-dir", str(tmp_path / "b")) == 2
     assert "sha256 mismatch" in capsys.readouterr().err
+
+
+def test_s3_output_is_written_to_the_bucket_not_to_a_local_folder(kept, tmp_path, s3_bucket, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = f"s3://{s3_bucket}/run/split"
+    assert split("--input", str(kept), "--output-dir", out, *SMALL_MINIMUMS) == 0
+    assert not (tmp_path / "s3:").exists()
+    keys = {u.rsplit("/", 1)[1] for u in storage.list_objects(out)}
+    assert {"train.jsonl", "val.jsonl", "test.jsonl", "report.json"} <= keys
+    assert split("--input", out, "--output-dir", str(tmp_path / "again"), *SMALL_MINIMUMS) == 2  # not a clean output

@@ -31,7 +31,7 @@ def test_ratios_in_a_yaml_file_accept_two_values(tmp_path):
     ("[0.7, 0.1, 0.1, 0.1]", "give 2 (train/val) or 3 (train/val/test) ratios, got 4"),
     ("[0.8, 0.1, 0.05]", "must be non-negative and sum to 1 (or 100)"),
     ("[0.9, -0.1, 0.2]", "must be non-negative"),
-    ("[0.9, 0.0, 0.1]", "train and val ratios must be > 0"),
+    ("[0.0, 0.9, 0.1]", "the train ratio must be > 0"),
     ("[1.0]", "got 1"),
     ("eighty/twenty", "ratios as text look like '80/10/10' or '80/20'"),
 ])

@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 
 from components.common.errors import InputError
-from components.common.report import read_report, write_jsonl
+from components.common.report import read_report
 from components.train.core import run_train
 from components.train.policy import STANDARD, check_policy
 from tests.fixtures.models import fixture_config
+from tests.fixtures.stage_outputs import write_splits
 
 # Each case: overrides that break exactly one rule, the setting the failure must name, and text of its range.
 VIOLATIONS = [
@@ -25,15 +26,17 @@ VIOLATIONS = [
     (["train.warmup_ratio=0.2"], "train.warmup_ratio=0.2", "range 0.03 to 0.1"),
     (["train.warmup_ratio=0.0"], "train.warmup_ratio=0.0", "range 0.03 to 0.1"),
     (["train.num_epochs=5"], "train.num_epochs=5.0", "range 1 to 3"),
+    (["train.early_stopping_patience=3"], "train.early_stopping_patience=3", "range 10 to 20"),
+    (["train.early_stopping_patience=30"], "train.early_stopping_patience=30", "range 10 to 20"),
+    (["train.early_stopping=false"], "train.early_stopping=False", "value true"),
+    (["train.load_best_at_end=false"], "train.load_best_at_end=False", "value true"),
 ]
 
 
 def _splits(tmp_path, val_rows: int = 2):
     rows = [{"id": f"r{i}", "source_line": i + 1, "prompt": f"記事{i}の本文です。", "completion": f"タイトル{i}"}
             for i in range(6)]
-    write_jsonl(tmp_path / "split" / "train.jsonl", rows[:4])
-    write_jsonl(tmp_path / "split" / "val.jsonl", rows[4 : 4 + val_rows])
-    return tmp_path / "split"
+    return write_splits(tmp_path / "split", rows[:4], rows[4 : 4 + val_rows])
 
 
 @pytest.mark.parametrize(("overrides", "setting", "allowed"), VIOLATIONS, ids=[v[1] for v in VIOLATIONS])
@@ -58,13 +61,13 @@ def test_missing_validation_split_is_a_violation(tmp_path):
 
 
 def test_default_config_follows_the_standard():
-    check = check_policy(fixture_config().train, val_rows=10)
+    check = check_policy(fixture_config(), val_rows=10)
     assert check.passed and check.violations == []
 
 
 def test_override_reason_lets_the_run_go_on_and_is_recorded(tmp_path):
     cfg = fixture_config("train.learning_rate=0.001", "train.policy_override_reason=tiny model needs a higher LR")
-    check = check_policy(cfg.train, val_rows=2)
+    check = check_policy(cfg, val_rows=2)
     assert check.passed
     recorded = check.to_dict()
     assert recorded["overridden"] and recorded["override_reason"] == "tiny model needs a higher LR"
@@ -72,3 +75,13 @@ def test_override_reason_lets_the_run_go_on_and_is_recorded(tmp_path):
     # The stage goes past the policy to the base model, which does not exist here.
     with pytest.raises(InputError, match="no-such-model"):
         run_train(_splits(tmp_path), str(tmp_path / "no-such-model"), tmp_path / "out", cfg)
+
+
+def test_a_run_without_a_validation_split_is_refused_before_any_data_is_read(tmp_path):
+    """v1 had no validation split: `finegate run` refuses it in its pre-flight policy stage, before clean."""
+    from pipelines.local_chain import run_chain
+
+    summary = run_chain(fixture_config("split.ratios=[1.0, 0, 0]"), tmp_path / "run")
+    assert summary["failed_stage"] == "policy" and summary["failed_gate"] == "policy"
+    assert "validation split must exist" in summary["stages"]["policy"]["reasons"][0]
+    assert not (tmp_path / "run" / "clean").exists()

@@ -11,8 +11,10 @@ import pytest
 from components.common import storage
 from components.common.errors import ConfigError
 from components.common.report import read_jsonl
+from components.common.text import normalize
+from components.split.outputs import read_splits
 from components.train.tiny_base import make_tiny_base
-from tests.fixtures.models import fixture_config
+from tests.fixtures.models import TINY_BASE_SETTINGS, fixture_config
 
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 UNSEEN = ["絵文字😀と顔文字(^_^)", "鬱蒐麤", "ﾊﾝｶｸｶﾅ ＡＢＣ", "  二つの空白  と\n改行\tタブ"]
@@ -43,7 +45,7 @@ def test_tiny_base_is_a_safetensors_llama_with_k_quant_row_sizes(tiny_base):
     assert (tiny_base / "tokenizer.model").is_file() and (tiny_base / "tokenizer.json").is_file()
 
 
-def test_pretraining_taught_it_japanese_titles_it_never_saw(tiny_base, sample_splits):
+def test_pretraining_taught_it_japanese_titles_it_never_saw(tiny_base, sample_splits, tmp_path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -54,7 +56,7 @@ def test_pretraining_taught_it_japanese_titles_it_never_saw(tiny_base, sample_sp
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_base))
     trained = AutoModelForCausalLM.from_pretrained(str(tiny_base)).eval()
     untrained = build_model(cfg.tiny_base, len(tokenizer)).eval()
-    held_out = read_jsonl(sample_splits / "test.jsonl")[:20]
+    held_out = read_splits(sample_splits, tmp_path / "cache").rows("test", limit=20)
     encoded = encode_rows(held_out, tokenizer, cfg.train.prompt_template, max_length=512)
 
     def completion_loss(model) -> float:
@@ -68,18 +70,34 @@ def test_pretraining_taught_it_japanese_titles_it_never_saw(tiny_base, sample_sp
     # Titles of test rows (never pre-trained on) are far more likely to the trained model than to chance.
     assert completion_loss(trained) < completion_loss(untrained) - 1.0
     torch.manual_seed(0)
-    enc = tokenizer(cfg.train.prompt_template.format(prompt=held_out[0]["prompt"]), return_tensors="pt")
+    enc = tokenizer(cfg.train.prompt_template.format(prompt=held_out[0].prompt), return_tensors="pt")
     with torch.no_grad():
         out = trained.generate(**enc, max_new_tokens=30, do_sample=True, top_k=20)
     text = tokenizer.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     assert len(JAPANESE.findall(text)) >= len(text.replace("\n", "").replace(" ", "")) // 2 > 0, text
 
 
-def test_val_and_test_rows_never_reach_pretraining(tiny_base, sample_splits):
-    info = json.loads((tiny_base / "tiny_base.json").read_text())
-    held_out = sum(len(read_jsonl(sample_splits / f"{name}.jsonl")) for name in ("val", "test"))
-    assert info["documents"]["held_out_rows"] == held_out > 0
-    assert info["documents"]["prompt_pairs"] == len(read_jsonl(sample_splits / "train.jsonl"))
+def test_nothing_of_a_held_out_article_and_no_rejected_title_reaches_pretraining(tmp_path, sample_path, sample_splits):
+    """The base model is pre-trained on the pipeline's train split only: no val/test article body or title
+    (nor their tag-list twins and duplicates that clean rejected) and no rejected tag list is in its corpus."""
+    from components.train.tiny_base import pretraining_corpus
+
+    corpus = pretraining_corpus(sample_path, fixture_config(*TINY_BASE_SETTINGS), tmp_path)
+    prompts = "\n".join(p for p, _ in corpus.pairs)
+    titles = {c for _, c in corpus.pairs}
+    splits = read_splits(sample_splits, tmp_path / "cache")
+    held_out = splits.rows("val", "test")
+    article = lambda prompt: prompt.split("\n\n", 1)[-1]  # noqa: E731 - the body after the instruction
+    assert corpus.counts == {"train_pairs": len(splits.rows("train")), "raw_texts": 0}
+    assert [r.id for r in held_out if article(r.prompt) in prompts] == []
+    assert [r.id for r in held_out if r.completion in titles] == []
+    rejected = read_jsonl(sample_splits.parent / "clean" / "rejected.jsonl")
+    held_bodies = {normalize(article(r.prompt)) for r in held_out}
+    twins = [r for r in rejected if normalize(str((r.get("raw") or {}).get("input", ""))) in held_bodies]
+    assert twins, "the sample has rejected twins of held-out articles: the test must look at them"
+    assert [r["source_line"] for r in twins if normalize(str(r["raw"]["output"])) in titles] == []
+    tag_lists = [r for r in rejected if r["rule"] == "tag_list"]
+    assert tag_lists and not any(normalize(str(r["raw"].get("output", ""))) in titles for r in tag_lists)
 
 
 SMALL = ["tiny_base.vocab_size=300", "tiny_base.pretrain_steps=3", "tiny_base.batch_size=2",
@@ -92,7 +110,7 @@ def test_build_is_deterministic_and_publishes_to_s3(tmp_path, s3_bucket):
     cfg = fixture_config(*SMALL)
     make_tiny_base(corpus, str(tmp_path / "a"), cfg)
     info = make_tiny_base(corpus, f"s3://{s3_bucket}/tiny", cfg)
-    assert info["documents"] == {"raw_texts": 60, "prompt_pairs": 0, "held_out_rows": 0}
+    assert info["documents"] == {"train_pairs": 0, "raw_texts": 60}
     fetched = storage.localize(f"s3://{s3_bucket}/tiny", tmp_path / "fetched")
     for name in ("model.safetensors", "tokenizer.model", "tokenizer.json", "config.json"):
         assert storage.sha256_file(fetched / name) == storage.sha256_file(tmp_path / "a" / name), name
@@ -103,7 +121,7 @@ def test_jsonl_without_a_prompt_schema_is_pretrained_as_raw_text(tmp_path):
     corpus.write_text("\n".join(json.dumps({"text": f"{i}日目の日記：雨。", "tags": ["日記", "雨"]}, ensure_ascii=False)
                                 for i in range(40)), encoding="utf-8")
     info = make_tiny_base(corpus, str(tmp_path / "m"), fixture_config(*SMALL))
-    assert info["documents"] == {"raw_texts": 120, "prompt_pairs": 0, "held_out_rows": 0}
+    assert info["documents"] == {"train_pairs": 0, "raw_texts": 120}
 
 
 def test_row_sizes_that_k_quants_cannot_split_are_refused(tmp_path):

@@ -6,15 +6,13 @@ import json
 
 import pytest
 
-from components.common.report import write_jsonl
 from pipelines.cli import main as finegate
+from tests.fixtures.stage_outputs import write_splits
 
 
 def _splits(root):
-    rows = [{"id": f"r{i}", "prompt": f"記事{i}の本文です。", "completion": f"タイトル{i}"} for i in range(4)]
-    write_jsonl(root / "train.jsonl", rows[:3])
-    write_jsonl(root / "val.jsonl", rows[3:])
-    return root
+    rows = [{"prompt": f"記事{i}の本文です。", "completion": f"タイトル{i}"} for i in range(4)]
+    return write_splits(root, rows[:3], rows[3:])
 
 
 def test_qlora_on_a_machine_without_cuda_says_so(tmp_path, capsys):
@@ -41,7 +39,7 @@ def test_missing_train_split_is_an_input_error(tmp_path, capsys):
     (tmp_path / "split").mkdir()
     code = finegate(["train", "--data-dir", str(tmp_path / "split"), "--output-dir", str(tmp_path / "out")])
     assert code == 2
-    assert "train.jsonl is missing or empty" in capsys.readouterr().err
+    assert "no report.json: not a finished 'split' output" in capsys.readouterr().err
 
 
 def test_unknown_train_setting_names_its_path(tmp_path, capsys):

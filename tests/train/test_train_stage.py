@@ -6,10 +6,11 @@ import json
 
 import pytest
 
-from components.common.report import read_report, write_jsonl
+from components.common.report import read_report
 from components.common.storage import sha256_file
 from components.train.core import run_train
 from tests.fixtures.models import SHORT_TRAIN_SETTINGS, fixture_config
+from tests.fixtures.stage_outputs import write_splits
 
 pytestmark = pytest.mark.slow
 
@@ -64,17 +65,16 @@ def _diverging_splits(root):
     """Train rows all teach one title, val rows expect another: the val loss can only rise as training
     learns, the way it does when a model memorises its training set."""
     prompts = [f"{i}日目の日記。今日は散歩をして、帰りにパン屋へ寄った。" for i in range(20)]
-    write_jsonl(root / "train.jsonl", [{"id": f"t{i}", "prompt": p, "completion": "いつも同じタイトル"}
-                                       for i, p in enumerate(prompts[:16])])
-    write_jsonl(root / "val.jsonl", [{"id": f"v{i}", "prompt": p, "completion": "まったく別の見出し"}
-                                     for i, p in enumerate(prompts[16:])])
-    return root
+    return write_splits(root, [{"id": f"t{i}", "prompt": p, "completion": "いつも同じタイトル"}
+                               for i, p in enumerate(prompts[:16])],
+                        [{"id": f"v{i}", "prompt": p, "completion": "まったく別の見出し"} for i, p in enumerate(prompts[16:])])
 
 
 def test_early_stopping_fires_and_the_best_checkpoint_is_restored(tmp_path, tiny_base):
     cfg = fixture_config(*SHORT_TRAIN_SETTINGS, "train.max_steps=40", "train.eval_steps=2", "train.save_steps=2",
                          "train.per_device_batch_size=4", "train.learning_rate=3e-4",
                          "train.early_stopping_patience=2", "train.keep_local_checkpoints=true",
+                         "train.policy_override_reason=a 40-step test run where patience 2 shows the restore",
                          "gates.max_val_loss=0.01")
     report = run_train(_diverging_splits(tmp_path / "split"), str(tiny_base), tmp_path / "out", cfg)
     m = report.metrics
