@@ -227,7 +227,8 @@ def run_evaluate(gguf_path: str | Path, data_dir: str | Path, output_dir: str | 
         gguf_local = storage.localize(str(gguf_path), Path(cache) / "gguf", verify=cfg.storage.verify_sha256)
         header = check_header(gguf_local)
         base_ref = str(base_model or cfg.train.base_model)
-        base_local = storage.localize(base_ref, Path(cache) / "base", verify=cfg.storage.verify_sha256) \
+        base_local = storage.localize(base_ref, Path(cache) / "base", verify=cfg.storage.verify_sha256,
+                                      external=cfg.storage.external_raw_inputs) \
             if storage.is_s3(base_ref) or Path(base_ref).exists() else base_ref
         print(f"evaluate: {len(rows)} test rows from {test_path}; model {gguf_path}; base {base_ref}",
               file=sys.stderr, flush=True)
