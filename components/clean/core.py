@@ -95,7 +95,8 @@ def run_clean(input_uri: str | Path, output_dir: str | Path, cfg: RunConfig) -> 
     started = time.monotonic()
     with StageOutput(output_dir, STAGE, inputs=[input_uri]) as output, \
             tempfile.TemporaryDirectory(prefix="finegate-clean-") as tmp:
-        local_in = _localize_input(input_uri, Path(tmp) / "in", cfg)
+        fetched = _localize_input(input_uri, Path(tmp) / "in", cfg)
+        local_in = fetched.path
         out = output.path
         fmt = detect_format(local_in, cfg.data.format)
         report = StageReport(STAGE)
@@ -107,7 +108,7 @@ def run_clean(input_uri: str | Path, output_dir: str | Path, cfg: RunConfig) -> 
         elapsed = time.monotonic() - started
         _fill_report(report, tally, clusters, after, cfg, elapsed)
         report.details["input"] = {"uri": input_uri, "format": fmt, "schema": schema,
-                                   "sha256": storage.sha256_file(local_in)}
+                                   "sha256": fetched.sha256()}
         report.details["outputs"] = {name: storage.sha256_file(out / name) for name in (KEPT, REJECTED)}
         _gate(report, tally, after, cfg)
         if cfg.clean.write_chart:
@@ -118,11 +119,11 @@ def run_clean(input_uri: str | Path, output_dir: str | Path, cfg: RunConfig) -> 
     return report
 
 
-def _localize_input(uri: str, cache: Path, cfg: RunConfig) -> Path:
-    local = storage.localize(uri, cache, verify=cfg.storage.verify_sha256)
-    if local.is_dir():
+def _localize_input(uri: str, cache: Path, cfg: RunConfig) -> storage.Localized:
+    fetched = storage.fetch(uri, cache, verify=cfg.storage.verify_sha256, external=cfg.storage.external_raw_inputs)
+    if fetched.path.is_dir():
         raise InputError(f"{uri}: is a directory or prefix; give one JSONL, CSV or Parquet file")
-    return local
+    return fetched
 
 
 @contextmanager

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from components.common import storage
 from components.common.config import RunConfig, load_config
 from components.common.report import StageReport
 
@@ -18,7 +19,10 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    return load_config(args.config, args.overrides)
+    """The run config, whose storage settings (timeouts, retries, endpoint) this process then uses."""
+    cfg = load_config(args.config, args.overrides)
+    storage.configure(cfg.storage)
+    return cfg
 
 
 def finish(report: StageReport | dict[str, Any]) -> int:

@@ -34,6 +34,17 @@ class StorageSection(Section):
     endpoint_url: str | None = None
     region: str | None = None
     verify_sha256: bool = True
+    external_raw_inputs: bool = Field(
+        True, description="The raw inputs a person uploads (clean's data.input, an s3:// train.base_model, "
+        "evaluate's base model) may lack a recorded sha256: it is then computed on read and recorded in the stage's "
+        "report. Stage outputs never may. False demands a recorded digest on raw inputs too.")
+    connect_timeout_s: float = Field(5.0, gt=0, le=300, description="Seconds to wait for the S3 endpoint to "
+                                     "accept a connection, per attempt.")
+    read_timeout_s: float = Field(5.0, gt=0, le=3600, description="Seconds to wait for any byte of an S3 answer, "
+                                  "per attempt; an endpoint that never answers fails after about "
+                                  "max_attempts x read_timeout_s.")
+    max_attempts: int = Field(3, ge=1, le=10, description="Tries per S3 request (and per object download), the "
+                              "first included, before the stage fails naming the endpoint.")
 
 
 class ColumnMapping(Section):

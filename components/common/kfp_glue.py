@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from components.common import storage
 from components.common.config import RunConfig, dump_config
 from components.common.report import StageReport
 
@@ -15,7 +16,10 @@ def config_to_json(cfg: RunConfig) -> str:
 
 
 def config_from_json(text: str) -> RunConfig:
-    return RunConfig.model_validate(json.loads(text) if text else {})
+    """The run config, whose storage settings (timeouts, retries, endpoint) this process then uses."""
+    cfg = RunConfig.model_validate(json.loads(text) if text else {})
+    storage.configure(cfg.storage)
+    return cfg
 
 
 def numeric_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:

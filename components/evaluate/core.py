@@ -242,7 +242,8 @@ def _evaluate(gguf_path, data_dir, out: Path, cfg: RunConfig, base_model, train_
             if curve is not None:  # kept beside report.html, which shows it
                 loss_curve = Path(shutil.copy2(curve, out / LOSS_CURVE))
         base_ref = str(base_model or cfg.train.base_model)
-        base_local = storage.localize(base_ref, Path(cache) / "base", verify=cfg.storage.verify_sha256) \
+        base_local = storage.localize(base_ref, Path(cache) / "base", verify=cfg.storage.verify_sha256,
+                                      external=cfg.storage.external_raw_inputs) \
             if storage.is_s3(base_ref) or Path(base_ref).exists() else base_ref
         print(f"evaluate: {len(rows)} test rows from {test_path}; model {gguf_path}; base {base_ref}",
               file=sys.stderr, flush=True)

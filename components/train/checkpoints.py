@@ -77,8 +77,8 @@ class CheckpointMirror:
         if dest.exists():
             shutil.rmtree(dest)
         for rel, digest in marker["files"].items():
-            target = dest / rel
             source = self._uri(name, rel)
+            target = storage.local_target(dest, rel, source)
             if storage.is_s3(source):
                 got = storage.download_file(source, target)
             else:

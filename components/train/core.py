@@ -116,7 +116,8 @@ def _check_hardware(cfg: RunConfig) -> None:
 def _localize_model(base_model: str, cache: Path, cfg: RunConfig) -> Path | str:
     """A local folder for s3:// and folder bases; a hub id is passed through to from_pretrained."""
     if storage.is_s3(base_model) or Path(base_model).exists():
-        local = storage.localize(base_model, cache, verify=cfg.storage.verify_sha256)
+        local = storage.localize(base_model, cache, verify=cfg.storage.verify_sha256,
+                                 external=cfg.storage.external_raw_inputs)
         if not local.is_dir():
             raise InputError(f"{base_model}: a base model is a folder (config.json, *.safetensors, tokenizer)")
         if not any(local.glob("*.safetensors")):
