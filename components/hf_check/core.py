@@ -82,6 +82,9 @@ def load_model(model_dir: Path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if not (model_dir / "config.json").is_file():
+        raise InputError(f"{model_dir}: not a Hugging Face model folder (no config.json); pass the train stage's "
+                         "merged/ folder")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))

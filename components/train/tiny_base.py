@@ -33,7 +33,7 @@ from typing import Any
 from components.common import storage
 from components.common.config import RunConfig, TinyBaseSection
 from components.common.errors import ConfigError, FinegateError, InputError
-from components.common.report import read_jsonl
+from components.common.report import JsonProblem, parse_json, read_jsonl, read_text
 
 BUILD_INFO = "tiny_base.json"
 # Special token ids follow Llama's SentencePiece convention; <pad> is added so batches need not pad with EOS.
@@ -43,17 +43,19 @@ _K_QUANT_BLOCK = 256
 
 def read_corpus_rows(path: Path) -> tuple[list[dict[str, Any]] | None, list[str]]:
     """(rows, texts): JSONL rows (None for plain text) and every non-empty string field or line."""
-    raw = path.read_text(encoding="utf-8")
-    lines = [line for line in raw.splitlines() if line.strip()]
+    raw = read_text(path, "a corpus (JSONL or plain text)")
+    # Split at newlines only, as the clean stage numbers lines (str.splitlines also splits at U+2028, which
+    # JSON strings may hold raw): the held-out source lines below must name the same rows.
+    lines = [line for line in raw.split("\n") if line.strip()]
     if not lines:
         raise InputError(f"{path}: the corpus is empty")
     if path.suffix in (".jsonl", ".json") or lines[0].lstrip().startswith("{"):
         rows = []
         for n, line in enumerate(lines, 1):
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{n}: not valid JSON ({exc.msg}); give a JSONL file or plain text") from None
+                row = parse_json(line)
+            except JsonProblem as exc:
+                raise InputError(f"{path}:{n}: {exc.reason}; give a JSONL file or plain text") from None
             rows.append(row if isinstance(row, dict) else {"text": str(row)})
         return rows, [t for row in rows for t in _strings(row)]
     return None, lines
@@ -122,9 +124,9 @@ def pretraining_documents(corpus: Path, cfg: RunConfig, workdir: Path) -> tuple[
     if held_out:
         # source_line counts physical lines of the file from 1 (blank lines included), as the clean stage does.
         texts = []
-        for line_no, line in enumerate(corpus.read_text(encoding="utf-8").splitlines(), 1):
+        for line_no, line in enumerate(read_text(corpus).split("\n"), 1):
             if line.strip() and line_no not in held_out:
-                texts.extend(_strings(json.loads(line)))
+                texts.extend(_strings(parse_json(line)))
     formatted = [cfg.train.prompt_template.format(prompt=p) + c for p, c in pairs]
     counts = {"raw_texts": len(texts), "prompt_pairs": len(formatted), "held_out_rows": len(held_out)}
     return texts + formatted, counts
