@@ -185,9 +185,10 @@ def _parquet_rows(path: Path) -> Iterator[SourceRow]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    # pyarrow decodes the file's metadata (column names) as UTF-8 itself: a corrupt footer can raise that too.
     try:
         pfile = pq.ParquetFile(path)
-    except (pa.ArrowException, OSError) as exc:
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not a readable Parquet file ({one_line(str(exc))})") from None
     row_no = 0
     try:
@@ -203,7 +204,7 @@ def _parquet_rows(path: Path) -> Iterator[SourceRow]:
             for i in range(batch.num_rows):
                 row_no += 1
                 yield SourceRow(row_no, {name: _decode_cell(values[i]) for name, values in columns.items()})
-    except (pa.ArrowException, OSError) as exc:
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: Parquet read failed after row {row_no} ({one_line(str(exc))})") from None
 
 

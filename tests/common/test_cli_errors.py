@@ -217,3 +217,23 @@ def test_one_line_joins_lines_and_escapes_control_characters():
 
 def test_the_default_config_is_untouched_by_these_tests():
     assert RunConfig().split.ratios == (0.8, 0.1, 0.1)
+
+
+def test_a_parquet_file_with_a_column_name_that_is_not_utf8_is_one_line(tmp_path, capsys):
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"instruction": ["指示"], "input": ["本文"], "output": ["題"]}), buf)
+    path = tmp_path / "raw.parquet"
+    path.write_bytes(buf.getvalue().replace(b"instruction", b"\x90nstruction"))  # found by tests/fuzz
+    code, err = cli(capsys, "clean", "--input", path, "--output-dir", tmp_path / "out", *QUIET)
+    assert_one_line_error(code, err, "clean", f"{path}: not a readable Parquet file")
+
+
+@pytest.mark.parametrize("command", ["train", "hf-check"])
+def test_a_model_folder_the_loader_chokes_on_is_one_line(tmp_path, capsys, command):
+    data, model = split_dir(tmp_path), tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "llama"}')
+    (model / "model.safetensors").write_bytes(b"")  # found by tests/fuzz: the tokenizer's ValueError escaped
+    args = {"train": ["--data-dir", data, "--base-model", model], "hf-check": ["--model", model, "--data", data]}[command]
+    code, err = cli(capsys, command, *args, "--output-dir", tmp_path / "out")
+    assert_one_line_error(code, err, command, str(model))

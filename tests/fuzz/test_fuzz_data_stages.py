@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from tests.fuzz.garbage import JSON_VALUES, SETS, TEXT, alpaca_rows, config_yaml, jsonl, kept_rows
 from tests.fuzz.sandbox import Sandbox
 
-FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 QUICK_CLEAN = ["--set", "clean.write_chart=false", "--set", "clean.workers=1", "--set", "clean.progress_every=0"]
 
 
