@@ -19,7 +19,6 @@ row into the unified fields, or says which field is wrong.
 from __future__ import annotations
 
 import csv
-import json
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -28,7 +27,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from components.common.config import DataSection
-from components.common.errors import InputError
+from components.common.errors import InputError, one_line
+from components.common.report import JsonProblem, iter_lines, line_too_long, parse_json
 
 FORMATS = ("jsonl", "csv", "parquet")
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "csv",
@@ -91,8 +91,8 @@ def detect_format(path: Path, declared: str = "auto") -> str:
 
 def _is_json_array(path: Path) -> bool:
     try:
-        return isinstance(json.loads(path.read_bytes().removeprefix(_BOM)), list)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        return isinstance(parse_json(path.read_bytes().removeprefix(_BOM).decode("utf-8")), list)
+    except (JsonProblem, UnicodeDecodeError):
         return False
 
 
@@ -121,11 +121,12 @@ class RawLine(NamedTuple):
     data: bytes
 
 
-def jsonl_lines(path: Path) -> Iterator[RawLine]:
-    with path.open("rb") as f:
-        for line_no, line in enumerate(f, 1):
-            line = line.rstrip(b"\r\n")
-            yield RawLine(line_no, line.removeprefix(_BOM) if line_no == 1 else line)
+def jsonl_lines(path: Path) -> Iterator[RawLine | SourceRow]:
+    for line_no, line in iter_lines(path, "raw data"):
+        if line is None:
+            yield SourceRow(line_no, None, ("bad_input", line_too_long()))
+        else:
+            yield RawLine(line_no, line)
 
 
 def parse_row(row: SourceRow | RawLine) -> SourceRow:
@@ -141,12 +142,9 @@ def parse_row(row: SourceRow | RawLine) -> SourceRow:
     try:
         # strict=False lets control characters inside strings through to the field check, which names
         # the field; surrogateescape does the same for invalid UTF-8.
-        obj = json.loads(line.decode("utf-8", "surrogateescape"), strict=False)
-    except json.JSONDecodeError as exc:
-        return SourceRow(line_no, line.decode("utf-8", "backslashreplace"),
-                         ("bad_input", f"invalid JSON ({exc.msg} at column {exc.colno})"))
-    except RecursionError:
-        return SourceRow(line_no, line.decode("utf-8", "backslashreplace"), ("bad_input", "JSON nested too deeply"))
+        obj = parse_json(line.decode("utf-8", "surrogateescape"), strict=False)
+    except JsonProblem as exc:
+        return SourceRow(line_no, line.decode("utf-8", "backslashreplace"), ("bad_input", exc.reason))
     if not isinstance(obj, dict):
         return SourceRow(line_no, obj, ("bad_input", f"expected a JSON object, got {_type_name(obj)}"))
     return SourceRow(line_no, obj)
@@ -187,10 +185,11 @@ def _parquet_rows(path: Path) -> Iterator[SourceRow]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    # pyarrow decodes the file's metadata (column names) as UTF-8 itself: a corrupt footer can raise that too.
     try:
         pfile = pq.ParquetFile(path)
-    except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not a readable Parquet file ({one_line(str(exc))})") from None
     row_no = 0
     try:
         for batch in pfile.iter_batches(batch_size=_PARQUET_BATCH):
@@ -205,8 +204,8 @@ def _parquet_rows(path: Path) -> Iterator[SourceRow]:
             for i in range(batch.num_rows):
                 row_no += 1
                 yield SourceRow(row_no, {name: _decode_cell(values[i]) for name, values in columns.items()})
-    except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"{path}: Parquet read failed after row {row_no} ({exc})") from None
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: Parquet read failed after row {row_no} ({one_line(str(exc))})") from None
 
 
 def _decode_cell(value: Any) -> Any:
@@ -317,9 +316,9 @@ def _from_messages(messages: Any, field: str, join: str, control_chars: str,
     """(prompt, completion): system and user contents before the last assistant message, and that message."""
     if isinstance(messages, str):  # a CSV cell holding the JSON list
         try:
-            messages = json.loads(messages)
-        except json.JSONDecodeError as exc:
-            raise FieldProblem(field, f"invalid JSON ({exc.msg})") from None
+            messages = parse_json(messages)
+        except JsonProblem as exc:
+            raise FieldProblem(field, exc.reason) from None
     if not isinstance(messages, list) or not messages:
         raise FieldProblem(field, "expected a non-empty list of messages"
                            if isinstance(messages, list) else f"expected a list, got {_type_name(messages)}")

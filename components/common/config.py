@@ -7,13 +7,15 @@ Thresholds of the gates live here and nowhere else.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from components.common.errors import ConfigError
+from components.common.errors import ConfigError, InputError
+from components.common.report import read_text
 
 
 class Section(BaseModel):
@@ -174,11 +176,15 @@ class SplitSection(Section):
             parts = [p for p in v.replace(",", "/").replace(":", "/").split("/") if p.strip()]
             try:
                 v = [float(p) for p in parts]
+                if not all(map(math.isfinite, v)):
+                    raise ValueError
             except ValueError:
                 raise ValueError(f"ratios as text look like '80/10/10' or '80/20', got '{v}'") from None
         if isinstance(v, (list, tuple)):
             if len(v) not in (2, 3):
                 raise ValueError(f"give 2 (train/val) or 3 (train/val/test) ratios, got {len(v)}: {list(v)}")
+            if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v):
+                raise ValueError(f"ratios must be finite numbers, got {list(v)}")
             v = [float(x) for x in v] + [0.0] * (3 - len(v))
             if abs(sum(v) - 100.0) < 1e-6:
                 v = [x / 100.0 for x in v]
@@ -671,7 +677,7 @@ def parse_override(item: str) -> tuple[str, Any]:
         raise ConfigError(f"--set expects key=value, got '{item}'")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError, RecursionError):  # not YAML, or a number or nesting it refuses: text
         value = raw
     return key, value
 
@@ -693,9 +699,15 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         if not p.is_file():
             raise ConfigError(f"config file not found: {p}")
         try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+            text = read_text(p, "a YAML run config")
+        except InputError as exc:
+            raise ConfigError(str(exc)) from None
+        try:
+            loaded = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: invalid YAML: {exc}") from None
+            raise ConfigError(_yaml_problem(p, exc)) from None
+        except (ValueError, RecursionError) as exc:  # an integer too long for Python, nesting too deep
+            raise ConfigError(f"{p}: unreadable YAML ({type(exc).__name__}: {str(exc)[:120]})") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: the top level must be a mapping of sections")
         tree = loaded
@@ -709,6 +721,17 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         return RunConfig.model_validate(tree)
     except ValidationError as err:
         raise ConfigError(_format_validation_error(err, source)) from None
+
+
+def _yaml_problem(p: Path, exc: yaml.YAMLError) -> str:
+    """One line: file:line:column, what is wrong and inside what (PyYAML's own message spans 4-8 lines)."""
+    mark, context_mark = getattr(exc, "problem_mark", None), getattr(exc, "context_mark", None)
+    where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(p)
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    if context and context_mark is not None:
+        context += f" at line {context_mark.line + 1}, column {context_mark.column + 1}"
+    return f"{where}: invalid YAML: {problem}" + (f" ({context})" if context else "")
 
 
 def dump_config(cfg: RunConfig) -> dict[str, Any]:

@@ -15,18 +15,23 @@ half-width forms (``｜`` / ``|``, ``＃`` / ``#``) behave the same; pass raw or
     detect_repetition(text, cfg.clean.repetition)     runaway repetition: 」」」」, 痩せた痩せた痩せた; counted in
                                                       words (そろそろ、そろそろ is twice) and ellipses (…… is
                                                       two marks, not six dots)
-    detect_placeholder(text, cfg.clean.placeholders)  null, TODO, タイトル未定, {title} ...
+    detect_placeholder(text, cfg.clean.placeholders)  null, TODO, タイトル未定, {title}, <title>, ※タイトルを入力,
+                                                      記事タイトル, New Post, Untitled-3, ○○○, Lorem ipsum:
+                                                      scaffolding words around a field or not-real word
     detect_incomplete(text, None)                     empty, unclosed 【「（ or stray 」, dangling separator,
                                                       no letters at all. Title-level checks: a body cut
                                                       mid-sentence is not a title problem, so the clean
                                                       stage applies this one to completions only.
+    detect_noise(text, None)                          not language: mojibake, U+FFFD, private-use characters,
+                                                      escaped bytes, base64/hex blobs, keyboard mash, no
+                                                      letters (components/common/noise.py)
 
 Aliases for other stages, same signature: ``tag_list``/``find_tag_list``, ``repetition``/``find_repetition``,
-``url_or_html``, ``placeholder``, ``incomplete`` (and ``find_`` forms of each).
+``url_or_html``, ``placeholder``, ``incomplete``, ``noise`` (and ``find_`` forms of each).
 
     find_contamination(text, cfg.clean) -> (rule, detail) | None   all of them, in the clean stage's order
-                                          (url_or_html, tag_list, repetition, incomplete; placeholders count
-                                          as incomplete)
+                                          (url_or_html, tag_list, repetition, incomplete, noise;
+                                          placeholders count as incomplete)
     is_placeholder(text, placeholders) -> bool   whole-text placeholder only (what clean checks on prompts)
 
 The tag-list detector splits a title at list separators outside brackets and weighs each part with a
@@ -49,13 +54,15 @@ from collections import Counter
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from components.common.noise import detect_noise
+
 if TYPE_CHECKING:
     from components.common.config import CleanSection, RepetitionRule, TagListRule
 
 __all__ = [
     "detect_tag_list", "detect_url_or_html", "detect_repetition", "detect_placeholder", "detect_incomplete",
-    "tag_list", "url_or_html", "repetition", "placeholder", "incomplete",
-    "find_tag_list", "find_url_or_html", "find_repetition", "find_placeholder", "find_incomplete",
+    "detect_noise", "tag_list", "url_or_html", "repetition", "placeholder", "incomplete", "noise",
+    "find_tag_list", "find_url_or_html", "find_repetition", "find_placeholder", "find_incomplete", "find_noise",
     "CONTAMINATION_RULES", "find_contamination", "is_placeholder",
 ]
 
@@ -433,8 +440,50 @@ def detect_repetition(text: str, rule: RepetitionRule) -> str | None:
 
 
 # ---------------------------------------------------------------- placeholder
+# What an editor, a template or a writer leaves where a title belongs until someone writes one. Besides the
+# configured whole-text placeholders (clean.placeholders), a text is a placeholder when every word of it is
+# scaffolding and at least one word names the missing text or says the text is not real:
+#   names the field    タイトル, 見出し, 件名, title, heading, ...       (※タイトルを入力, Your title here)
+#   not real           テスト, サンプル, ダミー, 仮, 無題, new, untitled, hoge, lorem, ... (テスト投稿, New Post)
+#   fill-in marks      ○○○, ＿＿＿, ××, ＊＊ (a run of one mark)           (タイトル：○○○)
+#   a counter          a number after a document word                    (Document1, 記事 3)
+#   new + document     and nothing else                                   (新規投稿, New Post)
+# Scaffolding is what such texts are made of besides: document words (記事, ブログ, post, page), prompts to
+# the writer (ここに, 入力してください, enter, here, add a), particles, auxiliaries, symbols and numbers.
+# A real title always says something beyond them (タイトルの付け方で迷った話, テスト勉強の記録, 初投稿).
+_FIELD_WORDS = frozenset(
+    "タイトル 題名 表題 見出し 件名 題 名前 名称 テキスト 本文 文章 キャプション 記事名 プレースホルダー プレースホルダ "
+    "title titles heading headline subject caption text name placeholder".split())
+_NOT_REAL_WORDS = frozenset(
+    "テスト サンプル ダミー 仮 仮題 未定 未設定 未入力 無題 なし 無し 下書き ほげ ふが ぴよ "
+    "test testing sample example dummy draft untitled todo tbd fixme wip none null undefined "
+    "hoge hogehoge fuga piyo foo bar baz qux foobar lorem ipsum".split())
+# "New" says a document is unwritten only when nothing but a document word follows (新規投稿, New Post; not
+# 新しい記事を書きました, which tells of one).
+_NEW_WORDS = frozenset("新規 新しい new".split())
+_DOC_WORDS = frozenset(
+    "記事 ブログ 投稿 ページ ドキュメント 文書 ファイル ノート エントリー エントリ 原稿 作品 コピー "
+    "post page article blog document doc entry file story item copy note".split())
+_PROMPT_WORDS = frozenset(
+    "入力 記入 記載 書く 書い 書き 書いて 入れる 入れ 入れて ここ こちら ください 下さい する し して します お 願い "
+    "追加 設定 変更 編集 挿入 クリック 例 必須 任意 未 "
+    "enter type add insert write put your here click to the a an please edit change me goes this is my of for "
+    "required optional e.g ex".split())
+_VOCABULARY = re.compile("|".join(sorted(map(re.escape, _FIELD_WORDS | _NOT_REAL_WORDS | _NEW_WORDS | _DOC_WORDS),
+                                         key=len, reverse=True)))
+# Particles, auxiliaries, symbols, white space: the glue of a sentence, never its content.
+_GLUE_POS = frozenset({"助詞", "助動詞", "補助記号", "記号", "空白"})
+_FILL_IN = re.compile(r"([○●◯〇□■△▲▽▼◇◆☆★×✕*_?？＿])\1+")
+_DUMMY_TEXT = re.compile(r"(?i)^(?:lorem ipsum|あのイーハトーヴォ)")
 _QUOTES = "「」『』【】()[]{}<>〈〉《》\"'`“”‘’ "
-_TEMPLATE = re.compile(r"\{\{?\s*[\w.\-]+\s*\}?\}|\$\{[^}]*\}|%\([a-z_]+\)s|<(?:title|タイトル)>", re.IGNORECASE)
+_END_PUNCT = "!?.。！？、,:：;；~〜-ー"
+_PLACEHOLDER_MAX_CHARS = 64  # longer than any editor's default name or prompt: the rest is text
+# Template slots: {title}, {{ page.title }}, ${title}, %(title)s, {% block %}, <%= title %>, %TITLE%,
+# __TITLE__, [[title]], and a field word in ASCII brackets anywhere (<title>, [タイトル]).
+_TEMPLATE = re.compile(
+    r"\{\{?\s*[\w.\-]+\s*\}?\}|\{\{[^{}]+\}\}|\$\{[^}]*\}|%\([a-z_]+\)s|\{%.*?%\}|<%=?.*?%>|%[A-Z_]{2,}[A-Z0-9_]*%|"
+    r"__[A-Z][A-Z0-9_]*__|\[\[[\w .\-]+\]\]|"
+    r"[<\[{]\s*(?:" + "|".join(sorted(_FIELD_WORDS, key=len, reverse=True)) + r")\s*[>\]}]", re.IGNORECASE)
 _TODO_PREFIX = re.compile(r"(?i)^(?:todo|tbd|fixme|xxx)\b")
 
 
@@ -447,27 +496,73 @@ def _placeholder_key(text: str) -> str:
     return _nfkc(text).casefold().strip(_QUOTES).strip()
 
 
-def is_placeholder(text: str, placeholders: list[str] | tuple[str, ...]) -> bool:
-    """The whole text is one of `placeholders` (after NFKC, case folding, stripping quotes/brackets).
-    The check the clean stage applies to prompts, where {braces} may be an article's own code."""
-    if len(text) > 64:  # longer than any placeholder: skip normalizing a whole article
-        return False
+def _listed(text: str, placeholders: list[str] | tuple[str, ...]) -> bool:
+    listed = _placeholder_set(tuple(placeholders))
     key = _placeholder_key(text)
-    return bool(key) and key in _placeholder_set(tuple(placeholders))
+    return bool(key) and (key in listed or key.rstrip(_END_PUNCT).strip(_QUOTES) in listed)
+
+
+@lru_cache(maxsize=65536)
+def _scaffolding_only(text: str) -> str | None:
+    """What makes `text` a placeholder by the rule above ("field word 'タイトル'"), or None."""
+    key = _placeholder_key(text)
+    if not key or len(key) > _PLACEHOLDER_MAX_CHARS:
+        return None
+    fill_in = _FILL_IN.search(key)
+    if not fill_in and not _VOCABULARY.search(key):
+        return None  # no word the rule needs: skip the analyzer
+    core = f"fill-in marks '{fill_in.group(0)}'" if fill_in else None
+    new = doc = counter = prompt = False
+    for word in _tagger()(key):
+        surface, pos = word.surface, word.feature.pos1
+        if surface in _FIELD_WORDS or surface in _NOT_REAL_WORDS:
+            core = core or f"{'field' if surface in _FIELD_WORDS else 'not-real'} word '{surface}'"
+        elif surface in _NEW_WORDS:
+            new = True
+        elif surface in _DOC_WORDS:
+            doc = True
+        elif word.feature.pos2 == "数詞":
+            counter = counter or doc
+        elif surface in _PROMPT_WORDS:
+            prompt = True
+        elif pos not in _GLUE_POS:
+            return None
+    if core is None and doc and counter:
+        core = "a document word with a counter"
+    if core is None and new and doc and not prompt:
+        core = "an editor's name for a new document"
+    return core
+
+
+def is_placeholder(text: str, placeholders: list[str] | tuple[str, ...]) -> bool:
+    """The whole text is a placeholder: one of `placeholders` (after NFKC, case folding, stripping
+    quotes/brackets), scaffolding around a field or not-real word (see above), or dummy text (Lorem ipsum).
+    The check the clean stage applies to prompts, where {braces} may be an article's own code."""
+    if _DUMMY_TEXT.match(_placeholder_key(text[:64])):
+        return True
+    if len(text) > _PLACEHOLDER_MAX_CHARS:  # longer than any placeholder: skip normalizing a whole article
+        return False
+    return _listed(text, placeholders) or _scaffolding_only(text) is not None
 
 
 def detect_placeholder(text: str, placeholders: list[str] | tuple[str, ...]) -> str | None:
-    """The whole text is a placeholder from `placeholders` (compared after NFKC, case folding and
-    stripping quotes/brackets, so 「タイトル未定」 and NULL match), starts with TODO/TBD/FIXME, or holds
-    an unfilled template variable ({title}, {{ title }}, ${title})."""
+    """The whole text is a placeholder (is_placeholder: 「タイトル未定」, NULL, ※タイトルを入力, 記事タイトル,
+    New Post, Untitled-3, ○○○, Lorem ipsum ...), starts with TODO/TBD/FIXME, or holds an unfilled template
+    slot anywhere ({title}, {{ title }}, ${title}, <title>, [タイトル])."""
+    shown = text.strip()[:40]
+    if _listed(text, placeholders):
+        return f"placeholder '{shown}'"
     key = _placeholder_key(text)
-    if key and key in _placeholder_set(tuple(placeholders)):
-        return f"placeholder '{text.strip()[:40]}'"
     if _TODO_PREFIX.match(key):
-        return f"placeholder '{text.strip()[:40]}'"
+        return f"placeholder '{shown}'"
+    if _DUMMY_TEXT.match(key):
+        return f"dummy text '{shown}'"
     m = _TEMPLATE.search(_nfkc(text))
     if m:
         return f"unfilled template variable {m.group(0)}"
+    why = _scaffolding_only(text)
+    if why:
+        return f"placeholder '{shown}' ({why})"
     return None
 
 
@@ -511,7 +606,7 @@ def detect_incomplete(text: str, rule_cfg: object = None) -> str | None:
 
 # ---------------------------------------------------------------- all together
 # The clean stage's contamination rules, in the order it applies them (first match is the reason).
-CONTAMINATION_RULES = ("url_or_html", "tag_list", "repetition", "incomplete")
+CONTAMINATION_RULES = ("url_or_html", "tag_list", "repetition", "incomplete", "noise")
 
 
 def find_contamination(text: str, clean: CleanSection) -> tuple[str, str] | None:
@@ -525,6 +620,8 @@ def find_contamination(text: str, clean: CleanSection) -> tuple[str, str] | None
         return "repetition", detail
     if detail := detect_placeholder(text, clean.placeholders) or detect_incomplete(text):
         return "incomplete", detail
+    if detail := detect_noise(text):
+        return "noise", detail
     return None
 
 
@@ -533,6 +630,7 @@ url_or_html = find_url_or_html = detect_url_or_html
 repetition = find_repetition = detect_repetition
 placeholder = find_placeholder = detect_placeholder
 incomplete = find_incomplete = detect_incomplete
+noise = find_noise = detect_noise
 
 
 def is_reduplicated_word(unit: str) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class FinegateError(Exception):
     """Base class: the message is the whole story."""
@@ -37,3 +39,13 @@ def row_problem(path: str, line: int, field: str | None, message: str) -> str:
     if field:
         where += f": field '{field}'"
     return f"{where}: {message}"
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def one_line(text: str) -> str:
+    """A message as one line: its lines joined with '; ' (a library's message often spans several) and
+    any other control character escaped, so quoting a bad input cannot split or garble the line."""
+    joined = "; ".join(part.strip() for part in text.splitlines() if part.strip())
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", joined)

@@ -8,7 +8,7 @@
     local_dir, report = read_output(uri, "split", cache_dir)   # refused unless it matches its report
 
 Writing
-  1. Refused before any work: an output that is, holds or lies inside one of the stage's inputs (it would
+  1. Refused before any work: an output that is one of the stage's inputs or a folder holding one (it would
      overwrite what it reads), an output path that is an existing file, a place that cannot be written.
   2. The destination's old report.json is removed first: from then on the old output no longer counts as
      finished, so a stage killed mid-run (kill -9, a lost pod) never leaves a stale "passed" beside partial
@@ -65,8 +65,9 @@ def _local_input_paths(inputs) -> list[Path]:
     return [Path(str(i)).resolve() for i in inputs if i is not None and not storage.is_s3(str(i))]
 
 
-def _overlaps(a: Path, b: Path) -> bool:
-    return a == b or a in b.parents or b in a.parents
+def _holds(output: Path, source: Path) -> bool:
+    """The output would replace the source: it is the source or a folder around it."""
+    return output == source or output in source.parents
 
 
 def check_output_location(output: str | os.PathLike, inputs=()) -> None:
@@ -88,7 +89,7 @@ def check_output_location(output: str | os.PathLike, inputs=()) -> None:
         raise InputError(f"{path}: is a file; the output is a directory the stage fills")
     resolved = path.resolve()
     for source in _local_input_paths(inputs):
-        if _overlaps(resolved, source):
+        if _holds(resolved, source):
             raise InputError(f"output {path} overlaps the input {source}: writing it would replace what the stage "
                              "reads; choose another output directory")
     probe = next((p for p in [path, *path.parents] if p.exists()), Path("."))

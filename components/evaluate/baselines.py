@@ -96,7 +96,7 @@ def base_tokenizer(model_dir: str | Path):
 
     try:
         return AutoTokenizer.from_pretrained(str(model_dir))
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a malformed folder, whatever from_pretrained raises on it
         raise InputError(f"{model_dir}: cannot load the base model's tokenizer ({exc}); give --base-model the base "
                          "model's folder (config.json, weights, tokenizer) or a .gguf of it") from None
 

@@ -26,7 +26,6 @@ its ROUGE-L is under `gates.min_rouge_l`, it does not beat a baseline in `evalua
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import tempfile
@@ -133,7 +132,7 @@ def collect_stage_reports(reports: str | Path | Sequence[str | Path] | None, own
             continue
         try:
             data = read_report(file)
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, InputError) as exc:
             found.append({"stage": file.parent.name, "passed": False, "reasons": [f"{file}: unreadable ({exc})"]})
             continue
         if isinstance(data, dict):

@@ -25,6 +25,7 @@ from statistics import mean
 from typing import Any
 
 from components.common.config import JudgeSection
+from components.common.report import JsonProblem, parse_json
 
 # Status codes worth retrying: rate limits and server-side failures. Other 4xx mean the request itself is
 # wrong (bad model name, bad key): retrying cannot help.
@@ -97,7 +98,7 @@ def _json_objects(text: str):
         for start in (i for i, c in enumerate(chunk) if c == "{"):
             try:
                 obj, _ = decoder.raw_decode(chunk, start)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # not JSON, or a number or nesting json refuses: not a score
                 continue
             if isinstance(obj, dict):
                 yield obj
@@ -160,7 +161,7 @@ def post_chat(judge: JudgeSection, body: dict[str, Any]) -> tuple[str, int]:
         request = urllib.request.Request(endpoint, data=data, headers=headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=judge.timeout_s) as resp:
-                payload = json.loads(resp.read().decode("utf-8"))
+                payload = parse_json(resp.read().decode("utf-8"))
             return _content(payload), attempt
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode("utf-8", "replace")[:_EXCERPT_CHARS]
@@ -170,7 +171,7 @@ def post_chat(judge: JudgeSection, body: dict[str, Any]) -> tuple[str, int]:
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             reason = getattr(exc, "reason", exc)
             error = f"cannot reach {endpoint}: {reason}"
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (JsonProblem, UnicodeDecodeError) as exc:
             error = f"{endpoint} answered with something that is not a chat completion ({exc})"
         if attempt < judge.max_retries:
             print(f"evaluate: judge: {error}; retrying in {delay:g}s", file=sys.stderr)

@@ -76,13 +76,18 @@ def load_model(model_dir: Path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if not (model_dir / "config.json").is_file():
+        raise InputError(f"{model_dir}: not a Hugging Face model folder (no config.json); pass the train stage's "
+                         "merged/ folder")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
         model = AutoModelForCausalLM.from_pretrained(
             str(model_dir), dtype=torch.bfloat16 if device == "cuda" else torch.float32)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{model_dir}: not a loadable Hugging Face model ({exc})") from None
+    except Exception as exc:  # noqa: BLE001
+        # from_pretrained parses a folder the user handed over; whatever it raises on a malformed one (ValueError,
+        # KeyError, TypeError, safetensors' SafetensorError, OSError ...) is a verdict on that folder, not a bug here.
+        raise InputError(f"{model_dir}: not a loadable Hugging Face model ({type(exc).__name__}: {exc})") from None
     return model.to(device).eval(), tokenizer
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from components.common.config import RunConfig, dump_config
 from components.common.errors import InputError, IntegrityError
 from components.common.kfp_glue import numeric_metrics
-from components.common.report import REPORT_NAME
+from components.common.report import REPORT_NAME, read_json
 
 STAGE = "register"
 TAG = "finegate."  # every tag register writes starts with this, so they sort together in the MLflow UI
@@ -69,10 +69,7 @@ def read_run_dir(run_dir: str | Path, cfg: RunConfig, sources: dict[str, str] | 
 
 
 def _read_report(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: unreadable stage report: {exc}") from None
+    data = read_json(path, "a stage report")
     if not isinstance(data, dict) or not isinstance(data.get("passed"), bool):
         raise InputError(f"{path}: not a stage report (needs a boolean 'passed' field)")
     return data
@@ -144,13 +141,13 @@ def loss_history(run: RunDir) -> list[tuple[str, float, int]]:
     path = run.root / "train" / "trainer_state.json"
     if not path.is_file():
         return []
-    try:
-        history = json.loads(path.read_text(encoding="utf-8")).get("log_history") or []
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: unreadable trainer state: {exc}") from None
+    state = read_json(path, "a trainer_state.json")
+    history = state.get("log_history") if isinstance(state, dict) else None
+    if not isinstance(history, list):
+        raise InputError(f"{path}: no 'log_history' list; is this a Hugging Face trainer_state.json?")
     points = []
     for entry in history:
-        step = entry.get("step")
+        step = entry.get("step") if isinstance(entry, dict) else None
         if not isinstance(step, int):
             continue
         for key, value in entry.items():

@@ -22,6 +22,7 @@ from typing import Any
 
 from components.common import storage
 from components.common.errors import ConfigError, IntegrityError
+from components.common.report import JsonProblem, parse_json, read_json
 
 MARKER = "COMPLETE.json"
 _STEP = re.compile(r"checkpoint-(\d+)$")
@@ -63,7 +64,11 @@ class CheckpointMirror:
         return sorted((n for n, s in steps.items() if s is not None and "/" not in n), key=lambda n: steps[n])
 
     def marker(self, name: str) -> dict[str, Any]:
-        return json.loads(storage.read_bytes(self._uri(name, MARKER)))
+        uri = self._uri(name, MARKER)
+        try:
+            return parse_json(storage.read_bytes(uri).decode("utf-8"))
+        except (JsonProblem, UnicodeDecodeError) as exc:
+            raise IntegrityError(f"{uri}: unreadable checkpoint marker ({exc})") from None
 
     def download(self, name: str, dest_root: Path) -> Path:
         """Fetches one checkpoint and checks every file against the sha256 its marker recorded."""
@@ -97,7 +102,7 @@ class CheckpointMirror:
             return None
         latest = self.download(names[-1], dest_root)
         state_path = latest / "trainer_state.json"
-        state = json.loads(state_path.read_text(encoding="utf-8"))
+        state = read_json(state_path, "a checkpoint's trainer_state.json")
         best = state.get("best_model_checkpoint")
         if best:
             best_name = Path(best).name

@@ -154,13 +154,13 @@ def _load(model_dir: Path | str, cfg: RunConfig):
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=cfg.train.trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
-    except OSError as exc:
-        raise InputError(f"{model_dir}: cannot load the base model: {exc}") from None
-    except ValueError as exc:
-        if "trust_remote_code" in str(exc):
+    except Exception as exc:  # noqa: BLE001
+        # from_pretrained parses a folder the user handed over; whatever it raises on a malformed one (ValueError,
+        # KeyError, TypeError, safetensors' SafetensorError, OSError ...) is a verdict on that folder, not a bug here.
+        if isinstance(exc, ValueError) and "trust_remote_code" in str(exc):
             raise ConfigError(f"{model_dir}: this model needs its own code; set train.trust_remote_code=true "
                               "only if you trust it") from None
-        raise
+        raise InputError(f"{model_dir}: cannot load the base model ({type(exc).__name__}: {exc})") from None
     return model, tokenizer, bf16
 
 

@@ -55,7 +55,6 @@ the reasons and in metrics["note"]: a gate cannot fail a run on a shape it canno
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +64,7 @@ import numpy as np
 
 from components.common.config import OverfitSection
 from components.common.errors import InputError
+from components.common.report import read_json
 
 TRAINER_STATE_NAME = "trainer_state.json"
 _EPS = 1e-12
@@ -108,12 +108,7 @@ def load_trainer_state(trainer_state_path: str | Path) -> dict[str, Any]:
         path = path / TRAINER_STATE_NAME
     if not path.is_file():
         raise InputError(f"{path}: no such file; pass the trainer_state.json the train stage wrote")
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+    state = read_json(path, "a trainer_state.json")
     if isinstance(state, list):
         state = {"log_history": state}
     if not isinstance(state, dict) or not isinstance(state.get("log_history"), list):

@@ -35,7 +35,7 @@ from typing import Any
 from components.common import storage
 from components.common.config import RunConfig, TinyBaseSection
 from components.common.errors import ConfigError, FinegateError, InputError
-from components.common.report import read_jsonl
+from components.common.report import JsonProblem, parse_json, read_jsonl, read_text
 
 BUILD_INFO = "tiny_base.json"
 # Special token ids follow Llama's SentencePiece convention; <pad> is added so batches need not pad with EOS.
@@ -58,7 +58,8 @@ class Corpus:
 
 def read_text_lines(path: Path) -> list[str]:
     """Every non-blank line of a text corpus; for a JSONL file, every string inside each row."""
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    raw = read_text(path, "a corpus (JSONL or plain text)")
+    lines = [line for line in raw.split("\n") if line.strip()]
     if not lines:
         raise InputError(f"{path}: the corpus is empty")
     if path.suffix not in (".jsonl", ".json") and not lines[0].lstrip().startswith("{"):
@@ -66,9 +67,9 @@ def read_text_lines(path: Path) -> list[str]:
     texts = []
     for n, line in enumerate(lines, 1):
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{n}: not valid JSON ({exc.msg}); give a JSONL file or plain text") from None
+            row = parse_json(line)
+        except JsonProblem as exc:
+            raise InputError(f"{path}:{n}: {exc.reason}; give a JSONL file or plain text") from None
         texts.extend(_strings(row))
     return texts
 

@@ -21,7 +21,7 @@ from components.common.detectors import detect_tag_list
 # Label kind -> the clean rules that count as catching it.
 CAUGHT_BY = {
     "tag_list": {"tag_list"},
-    "noise": {"url_or_html", "repetition"},
+    "noise": {"url_or_html", "repetition", "noise"},
     "incomplete": {"incomplete", "bad_input", "length"},
     "exact_duplicate": {"exact_duplicate"},
     "near_duplicate": {"near_duplicate", "exact_duplicate"},

@@ -216,3 +216,13 @@ def test_corrupt_parquet_is_refused(tmp_path, cfg):
     path.write_bytes(b"PAR1" + b"\x00" * 20)
     with pytest.raises(InputError, match="not a readable Parquet file"):
         run_clean(path, tmp_path / "out", cfg)
+
+
+def test_a_line_over_the_reader_limit_is_one_rejected_row(tmp_path, cfg, monkeypatch):
+    from components.common import report
+
+    monkeypatch.setattr(report, "MAX_LINE_BYTES", 2000)
+    long_row = {**alpaca(2), "input": body(2, length=1000)}
+    got, _ = run(write_jsonl(tmp_path / "in.jsonl", [alpaca(1), long_row, alpaca(3)]), tmp_path, cfg)
+    assert got[1]["rule"] == "kept" and got[3]["rule"] == "kept"
+    assert got[2]["rule"] == "bad_input" and got[2]["reason"] == f"bad_input: {tmp_path / 'in.jsonl'}:2: line longer than 2000 bytes (the reader's limit for one record)"

@@ -45,7 +45,7 @@ def test_each_rule_rejects_its_row_and_counts_it(tmp_path, cfg):
     assert rule_of == {1: "kept", 2: "tag_list", 3: "url_or_html", 4: "repetition", 5: "incomplete", 6: "length",
                        7: "exact_duplicate", 8: "empty_line", 9: "bad_input"}
     assert report["rules"] == {"empty_line": 1, "bad_input": 1, "url_or_html": 1, "tag_list": 1, "repetition": 1,
-                               "incomplete": 1, "length": 1, "exact_duplicate": 1, "near_duplicate": 0}
+                               "incomplete": 1, "noise": 0, "length": 1, "exact_duplicate": 1, "near_duplicate": 0}
     assert report["metrics"]["rows_in"] == 9 and report["metrics"]["kept"] == 1 and report["metrics"]["rejected"] == 8
 
 
@@ -155,7 +155,7 @@ def test_report_shows_contamination_before_and_after(tmp_path, cfg):
     assert report["metrics"]["contamination_rate_before"] == 0.25
     assert report["metrics"]["contamination_rate_after"] == 0.0
     assert report["contamination"]["before"]["by_rule"] == {"url_or_html": 1, "tag_list": 1, "repetition": 0,
-                                                            "incomplete": 0}
+                                                            "incomplete": 0, "noise": 0}
     assert report["passed"] is True and report["reasons"] == []
     assert (tmp_path / "out" / "clean_rules.png").stat().st_size > 0
 

@@ -40,7 +40,9 @@ def test_clean_reads_from_and_writes_to_s3(tmp_path, s3_bucket, cfg):
 
 def test_csv_on_s3_is_read_too(tmp_path, s3_bucket, cfg):
     path = tmp_path / "in.csv"
-    path.write_text("prompt,completion\n" + "本文" * 20 + ",朝の散歩で気づいたこと\n", encoding="utf-8")
+    # A body of real words: "本文" said twenty times is filler, a placeholder prompt.
+    path.write_text("prompt,completion\n" + "朝六時に起きて近所の川沿いを三十分ほど歩いてみた。" + ",朝の散歩で気づいたこと\n",
+                    encoding="utf-8")
     storage.upload_file(path, f"s3://{s3_bucket}/in.csv")
     report = run_clean(f"s3://{s3_bucket}/in.csv", tmp_path / "out", cfg)
     assert report.details["input"]["format"] == "csv" and report.metrics["kept"] == 1

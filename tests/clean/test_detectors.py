@@ -10,13 +10,14 @@ import pytest
 from components.common.config import CleanSection, RepetitionRule, TagListRule
 from components.common.detectors import (
     detect_incomplete,
+    detect_noise,
     detect_placeholder,
     detect_repetition,
     detect_tag_list,
     detect_url_or_html,
     find_contamination,
 )
-from tests.clean.titles_labelled import REPETITIONS, TAG_LISTS, TITLES
+from tests.clean.titles_labelled import LOOK_ALIKES, NOISE, PLACEHOLDERS, REPETITIONS, TAG_LISTS, TITLES
 
 CLEAN = CleanSection()
 REPO = Path(__file__).resolve().parents[2]
@@ -119,11 +120,51 @@ def test_whole_titles_are_not_incomplete(text):
     assert detect_incomplete(text) is None
 
 
+@pytest.mark.parametrize("text", PLACEHOLDERS)
+def test_placeholder_families_are_detected(text):
+    assert detect_placeholder(text, CLEAN.placeholders) is not None
+    assert find_contamination(text, CLEAN) is not None  # incomplete, unless markup (<title>) or a run fires first
+
+
+@pytest.mark.parametrize("text", NOISE)
+def test_non_language_noise_is_detected(text):
+    assert detect_noise(text) is not None
+    assert find_contamination(text, CLEAN) is not None
+
+
+@pytest.mark.parametrize("text", LOOK_ALIKES)
+def test_natural_titles_that_look_like_placeholders_or_noise_are_kept(text):
+    assert find_contamination(text, CLEAN) is None
+
+
+@pytest.mark.parametrize("text,detail", [
+    ("ã\x81\x82ã\x81\x84", "mojibake 'ã\\x81\\x82' (UTF-8 read as Latin-1)"),
+    ("今日の\ufffd記事", "replacement character U+FFFD (decoded with the wrong encoding)"),
+    ("2024/01/01", "no letters"),
+    ("asdfghjkl", "keyboard mash 'asdfghjkl'"),
+])
+def test_noise_detail_names_what_gave_it_away(text, detail):
+    assert detect_noise(text) == detail
+
+
+def test_placeholder_rules_need_a_field_or_not_real_word_and_nothing_else():
+    assert detect_placeholder("記事タイトル", CLEAN.placeholders) == "placeholder '記事タイトル' (field word 'タイトル')"
+    assert detect_placeholder("記事タイトルの決め方", CLEAN.placeholders) is None
+    assert detect_placeholder("ブログ", CLEAN.placeholders) is None  # a document word alone names nothing missing
+
+
+def test_whitespace_and_symbols_stay_incomplete_not_noise():
+    assert find_contamination("   ", CLEAN) == ("incomplete", "empty")
+    assert find_contamination("・・・", CLEAN)[0] in ("incomplete", "repetition")
+    assert detect_noise("") is None
+
+
 def test_find_contamination_names_the_rule():
     assert find_contamination("#副業 #在宅ワーク", CLEAN)[0] == "tag_list"
     assert find_contamination("https://note.com/abc", CLEAN)[0] == "url_or_html"
     assert find_contamination("」」」」」", CLEAN)[0] == "repetition"
     assert find_contamination("タイトル未定", CLEAN)[0] == "incomplete"
+    assert find_contamination("ã\x81\x82ã\x81\x84", CLEAN)[0] == "noise"
 
 
 @pytest.mark.parametrize("name", ["note_titles", "v1_replay"])

@@ -180,3 +180,38 @@ REPETITIONS = [
     "痩せた…痩せた…痩せた",
     "痩せた・・・痩せた・・・痩せた",
 ]
+
+# What editors, templates and writers leave where a title belongs: field names with prompts around them,
+# "not real" words, editors' default names, fill-in marks, template slots, dummy text.
+PLACEHOLDERS = [
+    "{title}", "{{title}}", "{{ page.title }}", "${TITLE}", "%TITLE%", "__TITLE__", "[[title]]", "<%= title %>",
+    "<title>", "<タイトル>", "[タイトル]", "[Title]", "【タイトル】", "■タイトル",
+    "※タイトルを入力", "タイトルをここに", "ここにタイトルを入力してください", "見出しを入力", "テキストを入力",
+    "記事タイトル", "ブログタイトル", "Post Title", "Enter title here", "Your Title Here", "Click here to add a title",
+    "タイトル（仮）", "タイトル（必須）", "例：タイトル", "タイトル未入力", "タイトル：○○○", "○○のタイトル",
+    "New Post", "新規投稿", "新しい記事", "Untitled-3", "untitled (2)", "Copy of Untitled", "無題のドキュメント",
+    "名称未設定-1", "Document1", "Page 2", "Draft 3", "下書き", "テスト投稿", "テストです", "Sample Page",
+    "ダミーテキスト", "ほげほげ", "foo bar", "○○○", "〇〇〇〇", "＿＿＿", "××××",
+    "Lorem ipsum", "Lorem ipsum dolor sit amet, consectetur adipiscing elit", "あのイーハトーヴォのすきとおった風",
+]
+
+# Not language: mojibake (UTF-8 read as Latin-1, cp1252 or Shift_JIS, Shift_JIS read as cp1252), replacement
+# and private-use characters, escaped bytes, base64/hex blobs, keyboard mash, no letters or a face of symbols.
+NOISE = [
+    "ã\x81\x82ã\x81\x84", "ã‚ã‚Šã¨ã†", "ä»Šæ—¥ã®è¨˜äº‹", "cafÃ© ã®è©±", "縺ゅ≠縺", "繧ｿ繧､繝医Ν", "‚±‚ñ‚É‚¿‚Í",
+    "今日の\ufffd\ufffd記事", "\ue001\ue002の話", "\\u3042\\u3044\\u3046", "%E3%81%82%E3%81%84",
+    "SGVsbG8gV29ybGQhIFRoaXMgaXM=", "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9", "5d41402abc4b2a76b9719d911017c592",
+    "550e8400-e29b-41d4-a716-446655440000", "asdfghjkl", "qwerty", "ｊｋｌｊｋｌｆｄｓａ", "あsdfg", "lkjhgf",
+    "dfjskdlfjskd", "2024/01/01", "1234567890", "12:34:56", "(*´ω`*)", "m(_ _)m",
+]
+
+# Natural titles that share a surface with the two lists above: ○○ as a stand-in word, the words テスト, タイトル,
+# 投稿, 新しい; accented Latin and signs before quotes (not mojibake); model names (not blobs); English words
+# holding keyboard neighbours (liberty, property).
+LOOK_ALIKES = [
+    "○○な人の特徴", "〇〇さんへの手紙", "テストの点数が上がった話", "テスト勉強の記録", "タイトルの付け方で迷った話",
+    "はじめてのブログ投稿", "初投稿", "ブログ100日目", "新しい記事を書きました", "記事を書くコツ", "名前のない日記",
+    "Café巡り", "Pokémonの思い出", "São Pauloの旅", "AI×“働き方”", "育児×…", "えっ!?!?まさかの展開",
+    "iPhone15ProMaxを半年使った", "ChatGPT4oMiniで要約してみた", "Liberty and Property", "New York旅行記",
+    "Windows10の設定", "100円ショップの収納術", "2024年の振り返り", "C#で作る簡単なゲーム",
+]

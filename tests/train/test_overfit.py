@@ -349,7 +349,7 @@ def test_broken_trainer_state_names_the_line(tmp_path):
     path = tmp_path / "trainer_state.json"
     path.write_text('{\n  "log_history": [\n    {"loss": 1.0,\n')
 
-    with pytest.raises(InputError, match=r"trainer_state.json:\d+: not valid JSON"):
+    with pytest.raises(InputError, match=r"trainer_state.json:\d+: invalid JSON"):
         load_log_history(path)
 
 
@@ -490,4 +490,4 @@ def test_cli_exits_2_for_an_unreadable_file(tmp_path, capsys):
     broken.write_text("{not json")
 
     assert run_cli(broken) == 2
-    assert "not valid JSON" in capsys.readouterr().err
+    assert "invalid JSON" in capsys.readouterr().err
