@@ -3,11 +3,12 @@
     finegate register --run-dir runs/demo
     finegate register --run-dir runs/demo --set register.tracking_uri=http://mlflow:5000
     finegate promote --model finegate --reason "beats v3 on rouge_l, 50 human pairs preferred 31:19"
-    finegate promote --model finegate --version 4 --alias champion --reason "roll back: v5 titles too long"
+    finegate promote --model finegate --version 4 --alias champion --reason "v5 titles too long"
 
 register reads the run dir's config.json (what `finegate run` wrote) unless --config is given; --set
-applies on top. The MLflow server is register.tracking_uri, else MLFLOW_TRACKING_URI, else a local
-sqlite file (register.local_tracking_uri).
+applies on top. The MLflow server is --tracking-uri (promote), else register.tracking_uri, else
+MLFLOW_TRACKING_URI, else a local sqlite file (register.local_tracking_uri); its HTTP timeout and retries
+are register.http_*.
 Exit codes: 0 registered / promoted, 1 refused (a gate did not pass: reasons on stderr),
 2 bad input, configuration or an unreachable MLflow.
 """
@@ -19,7 +20,7 @@ import json
 from pathlib import Path
 
 from components.common.cli import add_config_args, finish
-from components.common.config import load_config
+from components.common.config import RunConfig, load_config
 
 
 def register(subparsers) -> None:
@@ -40,6 +41,7 @@ def register(subparsers) -> None:
     pro.add_argument("--reason", required=True, help="why this version should serve; recorded on the version")
     pro.add_argument("--by", help="who promotes (default: $FINEGATE_USER, else the login name)")
     pro.add_argument("--override-reason", help="needed only to promote a version registered under a gate override")
+    pro.add_argument("--tracking-uri", help="the MLflow server (default: register.tracking_uri, MLFLOW_TRACKING_URI)")
     add_config_args(pro)
     pro.set_defaults(func=main_promote)
 
@@ -56,12 +58,20 @@ def main_register(args: argparse.Namespace) -> int:
 
 def main_promote(args: argparse.Namespace) -> int:
     from components.register.promote import promote
-    from components.register.tracking import tracking_uri
+    from components.register.tracking import http_settings
 
     cfg = load_config(args.config, args.overrides)
     reg = cfg.register_
-    result = promote(args.model or reg.model_name or cfg.run.name, args.reason, tracking_uri=tracking_uri(cfg),
-                     version=args.version, from_alias=None if args.version else (args.from_alias or reg.challenger_alias),
-                     to_alias=args.alias or reg.champion_alias, by=args.by, override_reason=args.override_reason)
+    with http_settings(reg):
+        result = promote(args.model or reg.model_name or cfg.run.name, args.reason, tracking_uri=_uri(args, cfg),
+                         version=args.version,
+                         from_alias=None if args.version else (args.from_alias or reg.challenger_alias),
+                         to_alias=args.alias or reg.champion_alias, by=args.by, override_reason=args.override_reason)
     print(json.dumps(result, ensure_ascii=False, indent=2))
     return 0
+
+
+def _uri(args: argparse.Namespace, cfg: RunConfig) -> str:
+    from components.register.tracking import tracking_uri
+
+    return args.tracking_uri or tracking_uri(cfg)

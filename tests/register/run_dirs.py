@@ -67,6 +67,7 @@ def make_run_dir(root: Path, cfg: RunConfig, *, seed: int = 0, failed: dict[str,
         report.write(root / stage)
 
     train = root / "train"
+    train.mkdir(exist_ok=True)
     history = [{"loss": tl, "step": s, "epoch": s / 40} for s, tl, _ in LOSSES]
     history += [{"eval_loss": vl, "step": s, "epoch": s / 40} for s, _, vl in LOSSES]
     (train / "trainer_state.json").write_text(json.dumps({"log_history": history, "best_metric": 1.95}), encoding="utf-8")
