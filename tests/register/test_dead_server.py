@@ -1,4 +1,4 @@
-"""An MLflow endpoint that accepts connections and never answers: register and promote fail with
+"""An MLflow endpoint that accepts connections and never answers: register, promote and rollback fail with
 the server named, within register.http_timeout_s per try (the @timeout guard is far above it; no duration is
 asserted)."""
 
@@ -35,8 +35,9 @@ def test_register_against_a_silent_server_fails_naming_it_and_restores_the_envir
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.parametrize("command", [["promote", "--model", "titles", "--reason", "why"]], ids=lambda c: c[0])
-def test_promote_against_a_silent_server_exit_2_in_one_line(silent_server, capsys, command):
+@pytest.mark.parametrize("command", [["promote", "--model", "titles", "--reason", "why"],
+                                     ["rollback", "--model", "titles", "--reason", "why"]], ids=lambda c: c[0])
+def test_promote_and_rollback_against_a_silent_server_exit_2_in_one_line(silent_server, capsys, command):
     sets = [arg for item in FAST for arg in ("--set", item)]
 
     code = main([*command, "--tracking-uri", silent_server, *sets])
