@@ -531,6 +531,10 @@ class GatesSection(Section):
     override_reason: str | None = None
 
 
+# Every stage of the chain whose report is a gate; register needs all of them unless a written reason narrows it.
+CHAIN_GATE_STAGES = ("policy", "clean", "split", "train", "hf_check", "gguf", "evaluate")
+
+
 class RegisterSection(Section):
     """The register stage (components/register): an MLflow run, the GGUF as a logged model, a registry version."""
 
@@ -548,9 +552,13 @@ class RegisterSection(Section):
     # A new version gets the challenger alias; `finegate promote` moves champion (the one serving reads).
     challenger_alias: str = "challenger"
     champion_alias: str = "champion"
-    # Stages whose report.json must exist in the run dir and have passed; every other report found there
-    # must have passed too. A missing report means the chain stopped before that stage.
-    required_stages: list[str] = ["clean", "split", "train", "hf_check", "gguf", "evaluate"]
+    required_stages: list[str] = Field(list(CHAIN_GATE_STAGES), description=(
+        "Stages whose report.json must exist in the run dir and have passed (a missing report: the chain stopped "
+        "before it); every other report found there must have passed too. Never empty; leaving out a gate stage "
+        "of the chain needs register.required_stages_override_reason."))
+    required_stages_override_reason: str | None = Field(None, description=(
+        "Written reason for a required_stages that leaves out gate stages of the chain; recorded on the model "
+        "version and in the report, and such a version needs its own --override-reason to be promoted."))
     # Top-level files of each stage dir logged with the MLflow run (reports, curves, HTML); data files
     # (.jsonl) stay in storage and are referenced by their sha256 instead.
     run_artifact_suffixes: list[str] = [".json", ".png", ".html"]
@@ -559,6 +567,32 @@ class RegisterSection(Section):
     # A refused registration still leaves an MLflow run (status FAILED, the reasons as tags, the reports),
     # so the failed gate is visible where people look for models; nothing reaches the registry.
     log_refused_runs: bool = True
+    # MLflow's HTTP client reads these from MLFLOW_HTTP_REQUEST_* variables on every request; register,
+    # promote and rollback set them for their own calls. Defaults: a server that accepts connections and never
+    # answers fails the first call after (1 + 1) * 5 s plus about 1-2 s of backoff (13 s measured), where
+    # mlflow's own defaults (120 s, 7 retries) wait about 20 minutes.
+    http_timeout_s: int = Field(5, ge=1, description="Seconds an MLflow API call may wait for the server (MLFLOW_HTTP_REQUEST_TIMEOUT).")
+    http_max_retries: int = Field(1, ge=0, le=10, description="Retries of a failed or timed-out MLflow call (MLFLOW_HTTP_REQUEST_MAX_RETRIES; mlflow allows 10).")
+    http_backoff_factor: int = Field(1, ge=0, le=120, description="Backoff between retries: factor * 2^(n-1) s (MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR).")
+    upload_timeout_s: int = Field(600, ge=1, description=(
+        "Seconds an artifact upload may wait for the server's answer: a proxying server stores the whole file "
+        "(a GGUF of GBs) in its artifact store before it answers."))
+    reconcile_max_rounds: int = Field(20, ge=1, description=(
+        "Rounds of read-check-write that concurrent registrations get to settle the challenger alias before "
+        "register gives up with an error (each round ends early once the alias is on the newest version)."))
+
+    @model_validator(mode="after")
+    def _every_gate_stage_required(self) -> RegisterSection:
+        missing = [s for s in CHAIN_GATE_STAGES if s not in self.required_stages]
+        if not self.required_stages:
+            raise ValueError(f"register.required_stages is empty: a registration needs the gate stages "
+                             f"{', '.join(CHAIN_GATE_STAGES)} (no written reason makes an empty set acceptable)")
+        if missing and not (self.required_stages_override_reason or "").strip():
+            raise ValueError(
+                f"register.required_stages leaves out the gate stage(s) {', '.join(missing)}: a model is registered "
+                "only after every gate of the chain passed. Set register.required_stages_override_reason to a "
+                "written reason (recorded on the model version) to narrow it")
+        return self
 
 
 class RunConfig(Section):

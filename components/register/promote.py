@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from components.common.errors import GateFailed, InputError
+from components.common.redact import redact_text
 from components.register.run_dir import TAG
 from components.register.tracking import client_for, mlflow_errors
 
@@ -24,7 +25,7 @@ def promote(model_name: str, reason: str, *, tracking_uri: str, version: str | i
             from_alias: str | None = "challenger", to_alias: str = "champion", by: str | None = None,
             override_reason: str | None = None) -> dict[str, Any]:
     """Points `to_alias` at `version` (or at the version `from_alias` names); returns what changed."""
-    reason = (reason or "").strip()
+    reason = redact_text((reason or "").strip())
     if not reason:
         raise InputError("promote needs --reason: why this version should serve (recorded on the version)")
     if version is None and not from_alias:
@@ -33,8 +34,9 @@ def promote(model_name: str, reason: str, *, tracking_uri: str, version: str | i
     client = client_for(tracking_uri)
     with mlflow_errors(tracking_uri, f"looking up {model_name}"):
         target = _version(client, model_name, version, from_alias)
-        current = _by_alias(client, model_name, to_alias)
-    _check_gates(target, model_name, (override_reason or "").strip())
+        current = by_alias(client, model_name, to_alias)
+    override_reason = redact_text((override_reason or "").strip())
+    _check_gates(target, model_name, override_reason)
     summary = {"model_name": model_name, "alias": to_alias, "version": str(target.version), "by": who,
                "reason": reason, "previous_version": str(current.version) if current else None}
     if current is not None and str(current.version) == str(target.version):
@@ -44,7 +46,7 @@ def promote(model_name: str, reason: str, *, tracking_uri: str, version: str | i
     record = {"by": who, "at": now, "reason": reason,
               "previous_version": str(current.version) if current else "none"}
     if override_reason:
-        record["override_reason"] = override_reason.strip()
+        record["override_reason"] = override_reason
     with mlflow_errors(tracking_uri, f"moving {to_alias} to version {target.version}"):
         client.set_registered_model_alias(model_name, to_alias, str(target.version))
         for key, value in record.items():
@@ -68,14 +70,14 @@ def _version(client, name: str, version: str | int | None, alias: str | None):
             if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
                 raise InputError(f"registered model '{name}' has no version {version}") from None
             raise
-    found = _by_alias(client, name, alias)
+    found = by_alias(client, name, alias)
     if found is None:
         raise InputError(f"no version of registered model '{name}' has alias '{alias}' "
                          "(finegate register sets it; or pass --version N)")
     return found
 
 
-def _by_alias(client, name: str, alias: str):
+def by_alias(client, name: str, alias: str):
     from mlflow.exceptions import MlflowException
 
     try:
@@ -99,15 +101,22 @@ def _model_exists(client, name: str) -> bool:
 
 
 def _check_gates(version, name: str, override_reason: str) -> None:
-    passed = version.tags.get(f"{TAG}gates.passed")
+    tags = version.tags
+    passed = tags.get(f"{TAG}gates.passed")
     where = f"{name} version {version.version}"
     if passed == "true":
         return
     if passed is None:
         raise GateFailed(f"{where} has no gate record ({TAG}gates.passed): only versions made by "
                          "`finegate register` can be promoted")
-    failed = version.tags.get(f"{TAG}gates.failed_reasons") or version.tags.get(f"{TAG}gates.failed_stages", "?")
+    problems, reasons = [], []
+    if failed := tags.get(f"{TAG}gates.failed_reasons") or tags.get(f"{TAG}gates.failed_stages"):
+        problems.append(f"did not pass its gates ({failed})")
+        reasons.append(f"the override '{tags.get(f'{TAG}gates.override_reason', '?')}'")
+    if unchecked := tags.get(f"{TAG}gates.unchecked_stages"):
+        problems.append(f"was registered without its gate stage(s) {unchecked} checked")
+        reasons.append(f"the narrowed register.required_stages '{tags.get(f'{TAG}gates.required_stages_override_reason', '?')}'")
     if not override_reason:
-        raise GateFailed(f"{where} did not pass its gates ({failed}); it was registered under the override "
-                         f"'{version.tags.get(f'{TAG}gates.override_reason', '?')}'. Promoting it needs "
-                         "--override-reason with your own written reason")
+        raise GateFailed(f"{where} {' and '.join(problems) or 'did not pass its gates'}; it was registered under "
+                         f"{' and '.join(reasons) or 'an override'}. Promoting it needs --override-reason with your "
+                         "own written reason")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import subprocess
@@ -14,8 +15,9 @@ from typing import Any
 
 from components.common.config import RunConfig, dump_config
 from components.common.errors import InputError, IntegrityError
-from components.common.kfp_glue import numeric_metrics
+from components.common.redact import redact_config, redact_text
 from components.common.report import REPORT_NAME, read_json
+from components.common.stage_output import verify_output
 
 STAGE = "register"
 TAG = "finegate."  # every tag register writes starts with this, so they sort together in the MLflow UI
@@ -69,9 +71,12 @@ def read_run_dir(run_dir: str | Path, cfg: RunConfig, sources: dict[str, str] | 
 
 
 def _read_report(path: Path) -> dict[str, Any]:
+    """A stage report, once every file its manifest lists is verified (common/stage_output.py): what gets
+    registered is exactly what the gates measured."""
     data = read_json(path, "a stage report")
     if not isinstance(data, dict) or not isinstance(data.get("passed"), bool):
         raise InputError(f"{path}: not a stage report (needs a boolean 'passed' field)")
+    verify_output(path.parent, str(data.get("stage")), str(path.parent), require_passed=False)
     return data
 
 
@@ -99,7 +104,8 @@ def check_recorded_digests(run: RunDir, gguf_name: str, digest: str) -> None:
 
 
 def flat_config(cfg: RunConfig) -> dict[str, str]:
-    """The run config as MLflow params: dotted keys, lists and nulls as JSON, capped at MLflow's 6000 chars."""
+    """The run config, redacted, as MLflow params: dotted keys, lists and nulls as JSON, capped at MLflow's
+    6000 chars."""
     flat: dict[str, str] = {}
 
     def walk(node: Any, prefix: str) -> None:
@@ -110,34 +116,74 @@ def flat_config(cfg: RunConfig) -> dict[str, str]:
         value = node if isinstance(node, str) else json.dumps(node, ensure_ascii=False)
         flat[metric_key(prefix[:-1])] = value if len(value) <= 6000 else value[:5999] + "…"
 
-    walk(dump_config(cfg), "")
+    walk(redact_config(dump_config(cfg)), "")
     return flat
 
 
 def config_sha256(cfg: RunConfig) -> str:
-    canonical = json.dumps(dump_config(cfg), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    """Of the redacted config: the hash identifies the settings, and must not let anyone test password guesses."""
+    canonical = json.dumps(redact_config(dump_config(cfg)), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def metric_key(name: str) -> str:
-    """MLflow keys allow word characters, . - / : and spaces; anything else (a 【】 category) becomes _."""
-    return _BAD_KEY_CHARS.sub("_", name)[:_MAX_KEY]
+    """MLflow keys allow word characters, . - / : and spaces, and must not read as another path (a//b, ../a):
+    anything else (a 【】 category, an empty path segment) becomes _."""
+    cleaned = _BAD_KEY_CHARS.sub("_", name)[:_MAX_KEY]
+    return "/".join(part if part not in ("", ".", "..") else "_" for part in cleaned.split("/"))
 
 
-def stage_metrics(run: RunDir) -> dict[str, float]:
-    """Every numeric metric of every stage report, as `<stage>.<metric>`, plus `<stage>.passed`."""
-    out: dict[str, float] = {}
+@dataclass
+class Metrics:
+    """What goes to MLflow as metrics, and what could not (non-finite or beyond a double), with why."""
+
+    values: dict[str, float] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def stage_metrics(run: RunDir) -> Metrics:
+    """Every numeric metric of every stage report, as `<stage>.<metric>` (nested ones dotted, booleans 0/1),
+    plus `<stage>.passed`. NaN, infinity (1e400 in JSON) and integers beyond a double are skipped and named:
+    MLflow stores a double, and the gate that read the value already judged it."""
+    out = Metrics()
     for verdict in run.verdicts:
         if verdict.report is None:
             continue
-        for key, value in numeric_metrics(verdict.report.get("metrics") or {}, prefix=f"{verdict.stage}.").items():
-            out[metric_key(key)] = value
-        out[metric_key(f"{verdict.stage}.passed")] = float(verdict.passed)
+        _flatten(verdict.report.get("metrics") or {}, f"{verdict.stage}.", out)
+        out.values[metric_key(f"{verdict.stage}.passed")] = float(verdict.passed)
     return out
 
 
+def _flatten(metrics: dict[str, Any], prefix: str, out: Metrics) -> None:
+    for key, value in metrics.items():
+        name = metric_key(f"{prefix}{key}")
+        if isinstance(value, dict):
+            _flatten(value, f"{prefix}{key}.", out)
+        elif isinstance(value, bool):
+            out.values[name] = float(value)
+        elif isinstance(value, (int, float)):
+            number = _finite_float(value)
+            if number is None:
+                out.skipped[name] = _why_not_finite(value)
+            else:
+                out.values[name] = number
+
+
+def _finite_float(value: int | float) -> float | None:
+    try:
+        number = float(value)
+    except OverflowError:  # a JSON integer of 400 digits
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _why_not_finite(value: int | float) -> str:
+    return "integer beyond a double" if isinstance(value, int) else str(value)
+
+
 def loss_history(run: RunDir) -> list[tuple[str, float, int]]:
-    """The trainer's logged curves (loss, eval_loss, learning_rate, ...) as (key, value, step) points."""
+    """The trainer's logged curves (loss, eval_loss, learning_rate, ...) as (key, value, step) points; a
+    non-finite point (a diverged step) is left out of the curve."""
     path = run.root / "train" / "trainer_state.json"
     if not path.is_file():
         return []
@@ -148,13 +194,14 @@ def loss_history(run: RunDir) -> list[tuple[str, float, int]]:
     points = []
     for entry in history:
         step = entry.get("step") if isinstance(entry, dict) else None
-        if not isinstance(step, int):
+        if not isinstance(step, int) or isinstance(step, bool):
             continue
         for key, value in entry.items():
             if key in ("step", "epoch") or isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
-            if value == value and abs(value) != float("inf"):
-                points.append((metric_key(f"train.history.{key}"), float(value), step))
+            number = _finite_float(value)
+            if number is not None:
+                points.append((metric_key(f"train.history.{key}"), number, step))
     return points
 
 
@@ -176,7 +223,7 @@ def lineage(run: RunDir, cfg: RunConfig) -> dict[str, str]:
         tags[f"data.{Path(name).stem}_sha256"] = digest
     for stage, uri in run.sources.items():
         tags[f"source.{stage}"] = uri
-    return {f"{TAG}{k}": str(v) for k, v in tags.items() if v not in (None, "")}
+    return {metric_key(f"{TAG}{k}"): redact_text(str(v)) for k, v in tags.items() if v not in (None, "")}
 
 
 def git_version() -> dict[str, str]:

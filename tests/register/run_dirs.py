@@ -11,6 +11,7 @@ import numpy as np
 
 from components.common.config import RunConfig, dump_config
 from components.common.report import StageReport
+from components.common.stage_output import build_manifest
 from components.common.storage import sha256_bytes, sha256_file
 
 GGUF_NAME = "model-Q4_K_M.gguf"
@@ -45,6 +46,7 @@ def make_run_dir(root: Path, cfg: RunConfig, *, seed: int = 0, failed: dict[str,
     gguf_sha = write_tiny_gguf(gguf_dir / GGUF_NAME, seed)
 
     reports = {
+        "policy": StageReport("policy"),
         "clean": StageReport("clean", metrics={"rows_in": 638, "kept": 455, "contamination_rate_after": 0.0},
                              details={"input": {"uri": "data/note_titles.jsonl", "sha256": RAW_SHA},
                                       "outputs": {"kept.jsonl": sha256_bytes(b"kept")}}),
@@ -59,14 +61,8 @@ def make_run_dir(root: Path, cfg: RunConfig, *, seed: int = 0, failed: dict[str,
         "evaluate": StageReport("evaluate", metrics={"rouge_l": 0.38 + seed / 100, "chrf": 0.3, "base_rouge_l": 0.12},
                                 details={"gguf_sha256": gguf_sha}),
     }
-    for stage, report in reports.items():
-        if stage in missing:
-            continue
-        if stage in failed:
-            report.fail(failed[stage])
-        report.write(root / stage)
-
     train = root / "train"
+    train.mkdir(exist_ok=True)
     history = [{"loss": tl, "step": s, "epoch": s / 40} for s, tl, _ in LOSSES]
     history += [{"eval_loss": vl, "step": s, "epoch": s / 40} for s, _, vl in LOSSES]
     (train / "trainer_state.json").write_text(json.dumps({"log_history": history, "best_metric": 1.95}), encoding="utf-8")
@@ -75,6 +71,15 @@ def make_run_dir(root: Path, cfg: RunConfig, *, seed: int = 0, failed: dict[str,
     (root / "evaluate").mkdir(exist_ok=True)
     (root / "evaluate" / "report.html").write_text("<html><body><h1>evaluate</h1></body></html>", encoding="utf-8")
     (root / "evaluate" / "samples.jsonl").write_text('{"output": "data stays out of MLflow"}\n', encoding="utf-8")
+    # Reports last, each with the manifest of its stage's files (as StageOutput writes them).
+    for stage, report in reports.items():
+        if stage in missing:
+            continue
+        if stage in failed:
+            report.fail(failed[stage])
+        (root / stage).mkdir(exist_ok=True)
+        report.details["manifest"] = build_manifest(root / stage)
+        report.write(root / stage)
     return root
 
 

@@ -54,26 +54,26 @@ def test_promote_without_gates_passed_exits_1_in_one_line(tmp_path, register_cfg
     assert err.startswith("finegate promote: error: ") and "--override-reason" in err and "\n" not in err
 
 
-def test_unreachable_mlflow_exits_2_in_one_line(tmp_path, register_cfg, capsys, monkeypatch):
+def test_unreachable_mlflow_exits_2_in_one_line(tmp_path, register_cfg, capsys):
     from tests.fixtures.servers import free_port
 
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     run_dir = make_run_dir(tmp_path / "run", register_cfg)
 
-    code = main(["register", "--run-dir", str(run_dir), "--set", f"register.tracking_uri=http://127.0.0.1:{free_port()}"])
+    code = main(["register", "--run-dir", str(run_dir), "--set", f"register.tracking_uri=http://127.0.0.1:{free_port()}",
+                 "--set", "register.http_max_retries=0"])
 
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert err[-1].startswith("finegate register: error: MLflow at http://127.0.0.1:")
 
 
-def test_refusal_stands_when_mlflow_is_down(tmp_path, register_cfg, capsys, monkeypatch):
+def test_refusal_stands_when_mlflow_is_down(tmp_path, register_cfg, capsys):
     from tests.fixtures.servers import free_port
 
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     run_dir = make_run_dir(tmp_path / "run", register_cfg, failed={"clean": "contamination 28% > 0%"})
 
-    code = main(["register", "--run-dir", str(run_dir), "--set", f"register.tracking_uri=http://127.0.0.1:{free_port()}"])
+    code = main(["register", "--run-dir", str(run_dir), "--set", f"register.tracking_uri=http://127.0.0.1:{free_port()}",
+                 "--set", "register.http_max_retries=0"])
 
     captured = capsys.readouterr()
     assert code == 1
