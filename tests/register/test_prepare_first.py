@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from components.common.errors import InputError
+from components.common.errors import FinegateError
+from components.common.stage_output import build_manifest
 from components.register.core import run_register
 from tests.register.run_dirs import make_run_dir
 
@@ -24,7 +25,7 @@ def _replace_in(path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new), encoding="utf-8")
 
 
-@pytest.mark.parametrize("raw", ["1e400", "-1e400", "1" + "0" * 400], ids=["inf", "minus-inf", "400-digit-int"])
+@pytest.mark.parametrize("raw", ["1e400", "-1e400"], ids=["inf", "minus-inf"])
 def test_non_finite_metric_is_left_out_and_named_not_a_failure(tmp_path, register_cfg, client, raw):
     register_cfg.register_.log_adapter = False
     run_dir = make_run_dir(tmp_path / "run", register_cfg)
@@ -52,17 +53,31 @@ def test_non_finite_metric_in_a_refused_run_still_logs_the_refusal(tmp_path, reg
     assert refused.info.status == "FAILED" and "evaluate.chrf" not in refused.data.metrics
 
 
-@pytest.mark.parametrize("breakage", ["trainer_state", "shipped_gguf"])
+def _reseal(stage_dir) -> None:
+    """The stage wrote what is there now: its report's manifest describes the files as they are."""
+    report = json.loads((stage_dir / "report.json").read_text(encoding="utf-8"))
+    report["manifest"] = build_manifest(stage_dir)
+    (stage_dir / "report.json").write_text(json.dumps(report), encoding="utf-8")
+
+
+@pytest.mark.parametrize("breakage", ["trainer_state", "shipped_gguf", "400-digit-metric", "changed_file"])
 def test_unreadable_input_fails_before_anything_is_created(tmp_path, register_cfg, client, breakage):
     run_dir = make_run_dir(tmp_path / "run", register_cfg)
     if breakage == "trainer_state":  # read for the loss curves, which used to happen after the run existed
         (run_dir / "train" / "trainer_state.json").write_text('{"log_history": [', encoding="utf-8")
-        expected = "unreadable trainer state"
-    else:
+        _reseal(run_dir / "train")
+        expected = "trainer_state.json"
+    elif breakage == "shipped_gguf":
         _replace_in(run_dir / "gguf" / "report.json", '"shipped": "model-Q4_K_M.gguf"', '"shipped": "gone.gguf"')
-        expected = "quantized GGUF not found"
+        expected = "the quantized GGUF the gguf report ships is missing"
+    elif breakage == "400-digit-metric":  # became 1e400 after float(): now refused by the JSON reader's limits
+        _replace_in(run_dir / "evaluate" / "report.json", '"chrf": 0.3', '"chrf": 1' + "0" * 400)
+        expected = "a number of 401 digits"
+    else:  # a file changed after its stage's report described it
+        (run_dir / "train" / "trainer_state.json").write_text('{"log_history": []}', encoding="utf-8")
+        expected = "differs from the file the train report describes"
 
-    with pytest.raises(InputError, match=expected):
+    with pytest.raises(FinegateError, match=expected):
         run_register(run_dir, run_dir / "register", register_cfg)
 
     assert _nothing_in_mlflow(client, register_cfg)

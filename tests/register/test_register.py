@@ -118,7 +118,7 @@ def test_failed_extra_stage_found_in_the_run_dir_also_refuses(tmp_path, register
     run_dir = make_run_dir(tmp_path / "run", register_cfg)
     (run_dir / "judge").mkdir()
     (run_dir / "judge" / "report.json").write_text(json.dumps(
-        {"stage": "judge", "passed": False, "reasons": ["judge unreachable"], "metrics": {}}))
+        {"stage": "judge", "passed": False, "reasons": ["judge unreachable"], "metrics": {}, "manifest": {}}))
 
     report = run_register(run_dir, run_dir / "register", register_cfg)
 
@@ -144,7 +144,7 @@ def test_gguf_changed_after_its_gates_ran_is_refused_before_anything_is_logged(t
     run_dir = make_run_dir(tmp_path / "run", register_cfg)
     write_tiny_gguf(run_dir / "gguf" / GGUF_NAME, seed=99)
 
-    with pytest.raises(IntegrityError, match="changed after its gates ran"):
+    with pytest.raises(IntegrityError, match="differs from the file the gguf report describes"):
         run_register(run_dir, run_dir / "register", register_cfg)
 
     assert client.get_experiment_by_name(register_cfg.register_.experiment) is None

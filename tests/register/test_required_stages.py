@@ -20,12 +20,12 @@ REASON = "hf_check runs in the nightly eval pipeline for this model family; see 
                                        ["register.required_stages=[]", f"register.required_stages_override_reason={REASON}"]],
                          ids=["empty", "empty-with-a-reason"])
 def test_an_empty_set_of_required_stages_is_a_config_error_naming_every_gate_stage(overrides):
-    with pytest.raises(ConfigError, match="register.required_stages is empty: .*clean, split, train, hf_check, gguf, evaluate"):
+    with pytest.raises(ConfigError, match="register.required_stages is empty: .*policy, clean, split, train, hf_check, gguf, evaluate"):
         load_config(None, overrides)
 
 
 def test_leaving_out_gate_stages_without_a_reason_names_them():
-    with pytest.raises(ConfigError, match=r"leaves out the gate stage\(s\) train, hf_check, gguf, evaluate.*"
+    with pytest.raises(ConfigError, match=r"leaves out the gate stage\(s\) policy, train, hf_check, gguf, evaluate.*"
                                           "required_stages_override_reason"):
         load_config(None, ["register.required_stages=[clean, split]"])
 
