@@ -344,6 +344,11 @@ class DegenerateSection(Section):
     prompt_copy_min_chars: int = Field(16, ge=1)
     # ...and all of them making up this share of the output (a title quoting one phrase of the body stays a title).
     prompt_copy_min_coverage: float = Field(0.7, gt=0, le=1)
+    opening_copy_min_chars: int = Field(4, ge=1, description=(
+        "Prompt copy, however short: an output of at least this many letters and digits that is the opening of a "
+        "prompt paragraph (the article's or the instruction's first words) cut off before its first sentence ends "
+        "(小学生のころに), or run on past it. The first sentence taken whole, without its full stop and with no 、 "
+        "inside, stays a title: writers title articles with it (ベビーカーで電車に乗るのが怖かった)."))
     # Loops: a character run (max_char_run), a unit of up to max_phrase_chars characters said
     # max_phrase_repeats times back to back; the same rule (and detector) the clean stage applies to titles,
     # here also across spaces (の の の の).
