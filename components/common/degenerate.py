@@ -1,6 +1,6 @@
 """Is a model's output a real answer, or one of the ways a fine-tuned model breaks?
 
-    flag_output(output, prompt=None, cfg=DegenerateSection(), clean_cfg=CleanSection()) -> list[str]
+    flag_output(output, prompt=None, cfg=DegenerateSection(), clean_cfg=CleanSection(), template=None) -> list[str]
 
 returns the kinds below that apply, in this order; an empty list means the output looks like a real answer.
 
@@ -82,12 +82,20 @@ def _strip_markup(text: str) -> str:
     return fold_ellipses(normalize(_SPECIAL_TOKEN.sub("", text).translate(_ELLIPSES)))
 
 
+def output_chars(output: str) -> int:
+    """The length the over_length flag measures: normalized, special-token text left out."""
+    return len(_strip_markup(output))
+
+
 # ---------------------------------------------------------------- broken_text
 # U+FFFD is what a decoder writes for bytes that are not UTF-8 (a character cut by the token limit); control
 # characters are bytes a decoder passed through; lone surrogates come from bytes escaped rather than decoded.
 _UNDECODED = re.compile(r"[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 # A Japanese character is 3 UTF-8 bytes (4 outside the BMP): a lead byte and its continuation bytes.
 _WIDE_UTF8 = re.compile(rb"[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+# One wide character spelt by single-byte characters can be a coincidence (é…” reads as 锔); two in a row are not.
+_MOJIBAKE_MIN_CHARS = 2
+_WIDE_UTF8_MIN_BYTES = 3
 
 
 def _byte_alphabets() -> dict[str, dict[str, int]]:
@@ -117,9 +125,9 @@ def _mojibake(text: str) -> str | None:
             if char in alphabet:
                 run.append(char)
                 continue
-            if len(run) >= 6:
+            if len(run) >= _MOJIBAKE_MIN_CHARS * _WIDE_UTF8_MIN_BYTES:
                 decoded = "".join(m.decode() for m in _WIDE_UTF8.findall(bytes(alphabet[c] for c in run)))
-                if len(decoded) >= 2:
+                if len(decoded) >= _MOJIBAKE_MIN_CHARS:
                     return f"UTF-8 read as {name}: {''.join(run)[:18]!r} is {decoded[:6]!r}"
             run = []
     return None
