@@ -366,7 +366,15 @@ class HfCheckSection(Section):
     """Inference check of the merged HF model before any conversion (gate B reads its report)."""
 
     splits: list[str] = ["val", "test"]
-    max_new_tokens: int = 48
+    max_new_tokens: int | None = Field(None, ge=1, description=(
+        "Tokens generated per answer. None: derived from the tokenizer so that any title of up to "
+        "degenerate.max_output_chars characters fits with the token that ends it: max_output_chars x the most "
+        "tokens the tokenizer spends per character of the titles (each character alone, and each training and "
+        "reference title as a whole), + token_budget_margin. An integer overrides it; report.json records the "
+        "budget used and how many titles would not fit in it."))
+    token_budget_margin: int = Field(4, ge=1, description=(
+        "Tokens added to the derived max_new_tokens (hf_check's and evaluate's): the EOS or newline that ends the "
+        "answer, and slack for merges a per-character count cannot see."))
     # Prompts taken from each split (the first ones, so runs compare like with like).
     max_prompts: int = 64
     batch_size: int = 8
@@ -440,7 +448,9 @@ class EvaluateSection(Section):
 
     # test.jsonl rows scored (the first ones, in file order); a bigger test set is cut, never sampled.
     max_samples: int = Field(200, ge=1)
-    max_new_tokens: int = Field(48, ge=1)
+    max_new_tokens: int | None = Field(None, ge=1, description=(
+        "Tokens generated per title by every model system. None: derived per system from its tokenizer by "
+        "hf_check's rule (hf_check.max_new_tokens), from the training and test titles; an integer overrides it."))
     # Context of the llama.cpp runtime; an article longer than n_ctx - max_new_tokens tokens is cut from its end.
     n_ctx: int = Field(2048, ge=64)
     # The heuristic baseline's title length in characters: the article's first sentence cut to this.
