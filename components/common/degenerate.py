@@ -56,9 +56,14 @@ FLAGS = ("empty", "repetition", "tag_list", "prompt_copy", "over_length", "broke
 # <｜end▁of▁sentence｜> (NFKC makes its bars |), Llama 2's [INST] and <<SYS>>, BERT's [PAD]. Markup, not an answer.
 _SPECIAL_TOKEN = re.compile(r"<</?SYS>>|<\|[^|<>\n]{1,48}\|>|</?[A-Za-z_][A-Za-z0-9_]*>"
                             r"|\[/?(?:INST|SYS|PAD|UNK|CLS|SEP|MASK|EOS|BOS)\]")
+# A special token cut off by the token limit (40歳で再開<|im_): no title holds "<|".
+_PARTIAL_SPECIAL_TOKEN = re.compile(r"<\|")
 # The role names chat templates write before a turn (ChatML, Llama 3, Gemma, Alpaca-style "Human:").
-_ROLE_LINE = re.compile(r"(?i)^\s*(?:system|user|assistant|model|human)\s*[:：]?\s*$")
-_ROLE_LABEL = re.compile(r"(?i)^\s*(?:system|user|assistant|human)\s*[:：]")
+_ROLES = r"(?:system|user|assistant|human|システム|ユーザー|アシスタント"
+_ROLE_LINE = re.compile(r"(?i)^\s*" + _ROLES + r"|model)\s*[:：]?\s*$")
+_ROLE_LABEL = re.compile(r"(?i)^\s*" + _ROLES + r")\s*[:：]")
+# A label a model may put before its answer (タイトル: , Title: ); the opening-copy check looks past it.
+_LEADING_LABEL = re.compile(r"^[^:：\s]{1,8}[:：]\s*")
 # Markdown headers are how instruction templates mark their sections (### 指示, ### Response:); a title
 # never opens with ## and nowhere holds ###. A lone # is a hashtag or a number (#1 会社を辞めた日).
 _MARKDOWN_HEADER = re.compile(r"#{3,}|^\s*##(?!#)", re.MULTILINE)
@@ -156,6 +161,9 @@ def template_markup_evidence(output: str, template: str | None = None) -> str | 
     special = _SPECIAL_TOKEN.search(raw)
     if special:
         return f"special-token text {special.group()!r}"
+    partial = _PARTIAL_SPECIAL_TOKEN.search(raw)
+    if partial:
+        return f"the start of a special token: {raw[partial.start() :][:16]!r}"
     header = _MARKDOWN_HEADER.search(raw)
     if header:
         line = raw[raw.rfind("\n", 0, header.start()) + 1 :].split("\n", 1)[0]
@@ -269,9 +277,12 @@ def _repetition_evidence(text: str, cfg: DegenerateSection) -> str | None:
 
 
 def copied_from_prompt(output: str, prompt: str, ngram: int) -> tuple[int, int, str]:
-    """(characters of the output inside a shared run of >= ngram characters, output length, longest run).
+    """(characters of the output inside a shared run of >= ngram characters, output length, the longest
+    stretch of the output found verbatim in the prompt).
 
     White space is ignored on both sides; both are normalized (NFKC), so width differences do not hide a copy.
+    Two phrases from different places of the prompt placed side by side cover the output but are two runs:
+    老後2000万円 + が、ようやく自分事になっ is a title recombining the body, not a 19-character copy.
     """
     out = _WHITESPACE.sub("", normalize(output))
     src = _WHITESPACE.sub("", normalize(prompt))
@@ -282,14 +293,11 @@ def copied_from_prompt(output: str, prompt: str, ngram: int) -> tuple[int, int, 
     for i in range(len(out) - ngram + 1):
         if out[i : i + ngram] in grams:
             covered[i : i + ngram] = [True] * ngram
-    longest, best, run_start = 0, "", None
-    for i, hit in enumerate([*covered, False]):
-        if hit and run_start is None:
-            run_start = i
-        elif not hit and run_start is not None:
-            if i - run_start > longest:
-                longest, best = i - run_start, out[run_start:i]
-            run_start = None
+    best = ""
+    for start in range(len(out)):
+        end = start + max(len(best) + 1, ngram)
+        while end <= len(out) and out[start:end] in src:
+            best, end = out[start:end], end + 1
     return sum(covered), len(out), best
 
 
@@ -378,10 +386,12 @@ def _prompt_copy_evidence(text: str, prompt: str | None, cfg: DegenerateSection,
     if not prompt:
         return None
     paragraphs = prompt_paragraphs(prompt, template)
-    # A label the template taught (タイトル: ) before the copied opening does not make it a title.
-    opening = _opening_copy(_less_template(text, _template_headers(template)), paragraphs, cfg.opening_copy_min_chars)
-    if opening:
-        return opening
+    # A label (the template's, or タイトル: ) before the copied opening does not make it a title.
+    unlabelled = _less_template(text, _template_headers(template))
+    for candidate in dict.fromkeys((unlabelled, _LEADING_LABEL.sub("", unlabelled))):
+        opening = _opening_copy(candidate, paragraphs, cfg.opening_copy_min_chars)
+        if opening:
+            return opening
     copied, total, longest = copied_from_prompt(text, prompt, cfg.prompt_copy_ngram)
     # One long verbatim run, not phrases recombined: a title that reuses the body's wording stays a title.
     if len(longest) >= cfg.prompt_copy_min_chars and copied / total >= cfg.prompt_copy_min_coverage:

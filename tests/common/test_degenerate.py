@@ -144,6 +144,11 @@ REAL_MODEL_FAILURES = [
     ("assistant\n40歳でピアノを再開した", "template_markup", PROMPT),
     ("ASSISTANT: 40歳でピアノを再開した", "template_markup", PROMPT),
     ("</s>40歳でピアノを再開した", "template_markup", PROMPT),
+    ("40歳でピアノを再開した<|im_", "template_markup", PROMPT),  # a special token cut by the token limit
+    ("<|assistant|>40歳でピアノを再開した", "template_markup", PROMPT),
+    ("<eos>", "template_markup", PROMPT),
+    ("アシスタント：40歳でピアノを再開した", "template_markup", PROMPT),
+    ("タイトル：小学生のころに", "prompt_copy", PROMPT),  # a label, then the opening words
 ]
 
 # Real titles beside the same prompts: they reuse the article's words, open with its first words and go on,
@@ -174,6 +179,8 @@ REAL_TITLES = [
     ("Assistant Managerになって半年", PROMPT),
     ("<速報>ピアノ発表会に出ます", PROMPT),
     ("タイトルで9割決まる、は本当か", PROMPT),
+    # two phrases from two places of the article side by side: recombined, not a 19-character copy
+    ("老後2000万円が、ようやく自分事になった", "老後2000万円問題のニュースを見たとき、私は25歳だった。遠い数字が、ようやく自分事になってきた。"),
 ]
 
 
@@ -310,16 +317,19 @@ def test_a_label_line_of_a_custom_prompt_template_is_markup():
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 
 
-def _clean_sample_rows() -> list[dict]:
-    """Rows of the sample data labelled clean, with the prompt the clean stage builds (instruction + article)."""
-    labels = [json.loads(line) for line in (SAMPLE / "note_titles.labels.jsonl").read_text(encoding="utf-8").splitlines()]
-    rows = [json.loads(line) for line in (SAMPLE / "note_titles.jsonl").read_text(encoding="utf-8").splitlines()]
-    clean = [row for row, label in zip(rows, labels, strict=True) if label["kind"] == "clean"]
+def _clean_sample_rows(name: str) -> list[dict]:
+    """Rows of a sample file labelled clean, with the prompt the clean stage builds (instruction + article)."""
+    def lines(path: Path) -> list[dict]:
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+    pairs = zip(lines(SAMPLE / f"{name}.jsonl"), lines(SAMPLE / f"{name}.labels.jsonl"), strict=True)
+    clean = [row for row, label in pairs if label["kind"] == "clean"]
     return [{"title": r["output"], "prompt": r["instruction"] + DataSection().alpaca_join + r["input"]} for r in clean]
 
 
-def test_no_natural_title_is_flagged_beside_its_own_article():
-    rows = _clean_sample_rows()
+@pytest.mark.parametrize("name", ["note_titles", "v1_replay"])
+def test_no_natural_title_is_flagged_beside_its_own_article(name):
+    rows = _clean_sample_rows(name)
     assert len(rows) > 400
     flagged = {}
     for row in rows:
