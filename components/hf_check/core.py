@@ -130,9 +130,13 @@ def generate(model, tokenizer, prompts: list[str], cfg: RunConfig, max_new_token
 
     section = cfg.hf_check
     eos_id = tokenizer.eos_token_id
+    # A chat model can end its turn with a token other than the tokenizer's EOS (Llama 3: <|eot_id|> beside
+    # <|end_of_text|>); generate stops at the generation config's ids, and so does the answer.
+    configured = getattr(model.generation_config, "eos_token_id", None)
+    end_ids = {eos_id, *(configured if isinstance(configured, list) else [configured])} - {None}
+    end_tensor = torch.tensor(sorted(end_ids), device=model.device, dtype=torch.long)
     newline_ids = torch.tensor(_newline_token_ids(tokenizer) if section.stop_at_newline else [],
                                device=model.device, dtype=torch.long)
-
     max_chars = section.degenerate.max_output_chars
 
     class AnswerEnded(StoppingCriteria):
@@ -142,7 +146,7 @@ def generate(model, tokenizer, prompts: list[str], cfg: RunConfig, max_new_token
 
         def __call__(self, input_ids, scores, **kwargs):  # one verdict per row of the batch
             last = input_ids[:, -1]
-            done = last == eos_id if eos_id is not None else torch.zeros_like(last, dtype=torch.bool)
+            done = torch.isin(last, end_tensor)
             for i in torch.isin(last, newline_ids).nonzero().flatten().tolist():
                 done[i] = bool(tokenizer.decode(input_ids[i, self.prompt_length :]).strip())
             # An answer already past the character limit is over_length whatever follows: the derived token
@@ -176,9 +180,10 @@ def generate(model, tokenizer, prompts: list[str], cfg: RunConfig, max_new_token
                 out = model.generate(**enc, **options,
                                      stopping_criteria=StoppingCriteriaList([AnswerEnded(prompt_length)]))
             for row in out[:, prompt_length:].tolist():
-                eos_seen = eos_id in row
+                end = next((k for k, token in enumerate(row) if token in end_ids), None)
+                eos_seen = end is not None
                 if eos_seen:
-                    row = row[: row.index(eos_id)]
+                    row = row[:end]
                 answer = tokenizer.decode([t for t in row if t != pad_id], skip_special_tokens=False).lstrip()
                 finished = eos_seen
                 if section.stop_at_newline and "\n" in answer:
