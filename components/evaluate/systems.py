@@ -5,9 +5,10 @@
     heuristic   the article's first sentence cut to a title's length (baselines.py)
 
 Every model system decodes greedily from the train stage's prompt template and stops at EOS, the first
-newline (a title is one line) or its token budget (evaluate.max_new_tokens; None: derived from that system's
-tokenizer by hf_check's rule, components/common/token_budget.py, and recorded per system), and scores the perplexity of the reference titles (completion tokens and
-the EOS that ends them; the prompt is context only).
+newline (a title is one line) or its token budget (evaluate.max_new_tokens; None: derived from that
+system's tokenizer by hf_check's rule, components/common/token_budget.py, and recorded per system), and
+scores the perplexity of the reference titles (completion tokens and the EOS that ends them; the prompt
+is context only).
 """
 
 from __future__ import annotations
