@@ -384,6 +384,11 @@ class DegenerateSection(Section):
     prompt_copy_min_chars: int = Field(16, ge=1)
     # ...and all of them making up this share of the output (a title quoting one phrase of the body stays a title).
     prompt_copy_min_coverage: float = Field(0.7, gt=0, le=1)
+    opening_copy_min_chars: int = Field(4, ge=1, description=(
+        "Prompt copy, however short: an output of at least this many letters and digits that is the opening of a "
+        "prompt paragraph (the article's or the instruction's first words) cut off before its first sentence ends "
+        "(小学生のころに), or run on past it. The first sentence taken whole, without its full stop and with no 、 "
+        "inside, stays a title: writers title articles with it (ベビーカーで電車に乗るのが怖かった)."))
     # Loops: a character run (max_char_run), a unit of up to max_phrase_chars characters said
     # max_phrase_repeats times back to back; the same rule (and detector) the clean stage applies to titles,
     # here also across spaces (の の の の).
@@ -401,7 +406,15 @@ class HfCheckSection(Section):
     """Inference check of the merged HF model before any conversion (gate B reads its report)."""
 
     splits: list[str] = ["val", "test"]
-    max_new_tokens: int = 48
+    max_new_tokens: int | None = Field(None, ge=1, description=(
+        "Tokens generated per answer. None: derived from the tokenizer so that any title of up to "
+        "degenerate.max_output_chars characters fits with the token that ends it: max_output_chars x the most "
+        "tokens the tokenizer spends per character of the titles (each character alone, and each training and "
+        "reference title as a whole), + token_budget_margin. An integer overrides it; report.json records the "
+        "budget used and how many titles would not fit in it."))
+    token_budget_margin: int = Field(4, ge=1, description=(
+        "Tokens added to the derived max_new_tokens (hf_check's and evaluate's): the EOS or newline that ends the "
+        "answer, and slack for merges a per-character count cannot see."))
     # Prompts taken from each split (the first ones, so runs compare like with like).
     max_prompts: int = 64
     batch_size: int = 8
@@ -483,7 +496,9 @@ class EvaluateSection(Section):
 
     # test.jsonl rows scored (the first ones, in file order); a bigger test set is cut, never sampled.
     max_samples: int = Field(200, ge=1)
-    max_new_tokens: int = Field(48, ge=1)
+    max_new_tokens: int | None = Field(None, ge=1, description=(
+        "Tokens generated per title by every model system. None: derived per system from its tokenizer by "
+        "hf_check's rule (hf_check.max_new_tokens), from the training and test titles; an integer overrides it."))
     # Context of the llama.cpp runtime; an article longer than n_ctx - max_new_tokens tokens is cut from its end.
     n_ctx: int = Field(2048, ge=64)
     # The heuristic baseline's title length in characters: the article's first sentence cut to this.

@@ -1,21 +1,36 @@
 """Is a model's output a real answer, or one of the ways a fine-tuned model breaks?
 
-    flag_output(output, prompt=None, cfg=DegenerateSection(), clean_cfg=CleanSection()) -> list[str]
+    flag_output(output, prompt=None, cfg=DegenerateSection(), clean_cfg=CleanSection(), template=None) -> list[str]
 
 returns the kinds below that apply, in this order; an empty list means the output looks like a real answer.
 
-    empty        nothing but white space, punctuation, special-token markup, a lone character (の),
-                 or a placeholder (無題, タイトル未定, {title})
-    repetition   a runaway loop: 」」」」, 「」「」「」, の の の, ワーママワーママワーママ, a phrase said
-                 three times, or a long phrase (a whole title) said twice
-    tag_list     a list of tags instead of a title: 自己紹介｜子育て｜ワーママ｜30代, #朝活 #読書
-                 (the clean stage's own detector and rule, so outputs and training data are judged alike)
-    prompt_copy  most of the output is text lifted from the prompt (long shared character sequences),
-                 not merely a shared word; or only the prompt template's own text (### 指示)
-    over_length  longer than hf_check.degenerate.max_output_chars: the model did not stop
+    empty            nothing but white space, punctuation, special-token markup, a lone character (の),
+                     or a placeholder (無題, タイトル未定, {title})
+    repetition       a runaway loop: 」」」」, 「」「」「」, の の の, ワーママワーママワーママ, a phrase said
+                     three times, or a long phrase (a whole title) said twice
+    tag_list         a list of tags instead of a title: 自己紹介｜子育て｜ワーママ｜30代, #朝活 #読書
+                     (the clean stage's own detector and rule, so outputs and training data are judged alike)
+    prompt_copy      text lifted from the prompt instead of a title: the opening of the article (or of the
+                     instruction) cut off before its first sentence ends, run on past it, or a whole first
+                     sentence written as prose (with its 。 or clauses joined by 、); or mostly long runs of
+                     the prompt's text, not merely a shared word; or only the prompt template's own text
+    over_length      longer than hf_check.degenerate.max_output_chars: the model did not stop
+    broken_text      bytes that never became text: U+FFFD (a byte-level tokenizer's answer cut in the middle
+                     of a character), control characters, UTF-8 read as Latin-1/cp1252 or as a byte-level
+                     BPE's byte alphabet (ã‚¿ã‚¤, ãĤ¿ãĤ¤)
+    template_markup  the prompt format leaking into the answer: special-token text (<|im_end|>, <|eot_id|>,
+                     </s>, <start_of_turn>, [INST], <<SYS>>), a Markdown header (### タイトル), a line that is
+                     only a role name (assistant, model:) or a line of train.prompt_template
 
 Natural titles stay unflagged: a single separator (ピアノ再開｜40歳の挑戦), brackets (【保存版】), a word
-said twice for emphasis (ちゃんと、ちゃんと休む), numbers (1000000円), ！！ or ーー.
+said twice for emphasis (ちゃんと、ちゃんと休む), numbers (1000000円), ！！ or ーー, a phrase of the article
+(電子ピアノを買って再開した), and a short first sentence taken whole as the title, as writers do
+(ベビーカーで電車に乗るのが怖かった, 2 of the 440 sample titles).
+
+broken_text is a kind of its own rather than part of empty or over_length: a title can be whole and still
+carry a �, and the fix is in decoding (the token budget, the tokenizer's decoder), not in training.
+template_markup is reported even when a real title stands beside it (40歳でピアノを再開<|im_end|>): the
+answer as served would show the markup; the other kinds judge the text with the special tokens taken out.
 `inspect_output` returns the same kinds with the evidence for each, for reports; `inspect_generation`
 adds the verdict on a generation cut off by the token limit.
 """
@@ -35,10 +50,23 @@ from components.common.detectors import (
 )
 from components.common.text import normalize
 
-FLAGS = ("empty", "repetition", "tag_list", "prompt_copy", "over_length")
+FLAGS = ("empty", "repetition", "tag_list", "prompt_copy", "over_length", "broken_text", "template_markup")
 
-# Special-token text a decoder can leave behind (<unk>, </s>, <|im_end|>, [PAD]): markup, not an answer.
-_SPECIAL_TOKEN = re.compile(r"<\|?/?[A-Za-z_][A-Za-z0-9_]*\|?>|\[(?:PAD|UNK|CLS|SEP|MASK|EOS|BOS)\]")
+# Special-token text a decoder can leave behind: <unk>, </s>, <|im_end|>, <|start_header_id|>, <start_of_turn>,
+# <｜end▁of▁sentence｜> (NFKC makes its bars |), Llama 2's [INST] and <<SYS>>, BERT's [PAD]. Markup, not an answer.
+_SPECIAL_TOKEN = re.compile(r"<</?SYS>>|<\|[^|<>\n]{1,48}\|>|</?[A-Za-z_][A-Za-z0-9_]*>"
+                            r"|\[/?(?:INST|SYS|PAD|UNK|CLS|SEP|MASK|EOS|BOS)\]")
+# A special token cut off by the token limit (40歳で再開<|im_): no title holds "<|".
+_PARTIAL_SPECIAL_TOKEN = re.compile(r"<\|")
+# The role names chat templates write before a turn (ChatML, Llama 3, Gemma, Alpaca-style "Human:").
+_ROLES = r"(?:system|user|assistant|human|システム|ユーザー|アシスタント"
+_ROLE_LINE = re.compile(r"(?i)^\s*" + _ROLES + r"|model)\s*[:：]?\s*$")
+_ROLE_LABEL = re.compile(r"(?i)^\s*" + _ROLES + r")\s*[:：]")
+# A label a model may put before its answer (タイトル: , Title: ); the opening-copy check looks past it.
+_LEADING_LABEL = re.compile(r"^[^:：\s]{1,8}[:：]\s*")
+# Markdown headers are how instruction templates mark their sections (### 指示, ### Response:); a title
+# never opens with ## and nowhere holds ###. A lone # is a hashtag or a number (#1 会社を辞めた日).
+_MARKDOWN_HEADER = re.compile(r"#{3,}|^\s*##(?!#)", re.MULTILINE)
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -57,6 +85,98 @@ _ELLIPSES = str.maketrans({"…": "⋯", "‥": "⋯"})
 
 def _strip_markup(text: str) -> str:
     return fold_ellipses(normalize(_SPECIAL_TOKEN.sub("", text).translate(_ELLIPSES)))
+
+
+def output_chars(output: str) -> int:
+    """The length the over_length flag measures: normalized, special-token text left out."""
+    return len(_strip_markup(output))
+
+
+# ---------------------------------------------------------------- broken_text
+# U+FFFD is what a decoder writes for bytes that are not UTF-8 (a character cut by the token limit); control
+# characters are bytes a decoder passed through; lone surrogates come from bytes escaped rather than decoded.
+_UNDECODED = re.compile(r"[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# A Japanese character is 3 UTF-8 bytes (4 outside the BMP): a lead byte and its continuation bytes.
+_WIDE_UTF8 = re.compile(rb"[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+# One wide character spelt by single-byte characters can be a coincidence (é…” reads as 锔); two in a row are not.
+_MOJIBAKE_MIN_CHARS = 2
+_WIDE_UTF8_MIN_BYTES = 3
+
+
+def _byte_alphabets() -> dict[str, dict[str, int]]:
+    """Character -> byte for the two ways UTF-8 gets shown as single-byte characters: read as cp1252 (Latin-1
+    where cp1252 has no character), and GPT-2's byte-level BPE alphabet, which a decoder without the
+    ByteLevel step leaves behind. ASCII is left out: those bytes never belong to a Japanese character."""
+    latin = {}
+    for byte in range(0x80, 0x100):
+        try:
+            latin[bytes([byte]).decode("cp1252")] = byte
+        except UnicodeDecodeError:
+            latin[chr(byte)] = byte
+    printable = [*range(0x21, 0x7F), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+    shifted = [b for b in range(256) if b not in printable]
+    gpt2 = {chr(b): b for b in printable if b >= 0x80} | {chr(256 + i): b for i, b in enumerate(shifted) if b >= 0x80}
+    return {"cp1252/Latin-1": latin, "a byte-level BPE's byte alphabet": gpt2}
+
+
+_BYTE_ALPHABETS = _byte_alphabets()
+
+
+def _mojibake(text: str) -> str | None:
+    """Runs of characters that spell UTF-8 bytes of at least two wide characters (タイ as ã‚¿ã‚¤)."""
+    for name, alphabet in _BYTE_ALPHABETS.items():
+        run: list[str] = []
+        for char in [*text, ""]:
+            if char in alphabet:
+                run.append(char)
+                continue
+            if len(run) >= _MOJIBAKE_MIN_CHARS * _WIDE_UTF8_MIN_BYTES:
+                decoded = "".join(m.decode() for m in _WIDE_UTF8.findall(bytes(alphabet[c] for c in run)))
+                if len(decoded) >= _MOJIBAKE_MIN_CHARS:
+                    return f"UTF-8 read as {name}: {''.join(run)[:18]!r} is {decoded[:6]!r}"
+            run = []
+    return None
+
+
+def broken_text_evidence(output: str) -> str | None:
+    """Why `output` holds bytes that never became text, or None."""
+    found = _UNDECODED.findall(output)
+    if found:
+        names = sorted({f"U+{ord(c):04X}" for c in found})
+        where = " at the end (cut inside a character)" if output.rstrip().endswith("\ufffd") else ""
+        return f"{len(found)} undecoded character(s) {', '.join(names)}{where}: {output[-24:]!r}"
+    return _mojibake(output)
+
+
+# ---------------------------------------------------------------- template_markup
+def _template_headers(template: str | None) -> list[str]:
+    """Lines of train.prompt_template other than the prompt itself (### 指示, ### タイトル), normalized."""
+    return [line for line in template_lines(template) if len(line) >= 2] if template else []
+
+
+def template_markup_evidence(output: str, template: str | None = None) -> str | None:
+    """The prompt format's markup in an answer: special-token text, a Markdown header, a role-name line,
+    or a line that begins or ends with a line of the prompt template."""
+    raw = unicodedata.normalize("NFKC", output)
+    special = _SPECIAL_TOKEN.search(raw)
+    if special:
+        return f"special-token text {special.group()!r}"
+    partial = _PARTIAL_SPECIAL_TOKEN.search(raw)
+    if partial:
+        return f"the start of a special token: {raw[partial.start() :][:16]!r}"
+    header = _MARKDOWN_HEADER.search(raw)
+    if header:
+        line = raw[raw.rfind("\n", 0, header.start()) + 1 :].split("\n", 1)[0]
+        return f"a Markdown header as in instruction templates: {line.strip()!r}"
+    headers = _template_headers(template)
+    for line in raw.split("\n"):
+        if _ROLE_LINE.match(line) or _ROLE_LABEL.match(line):
+            return f"a chat role header: {line.strip()!r}"
+        line = normalize(line)
+        for header_line in headers:
+            if line.startswith(header_line) or line.endswith(header_line):
+                return f"the prompt template's {header_line!r}"
+    return None
 
 
 def _empty_evidence(text: str, cfg: DegenerateSection, clean_cfg: CleanSection) -> str | None:
@@ -157,9 +277,12 @@ def _repetition_evidence(text: str, cfg: DegenerateSection) -> str | None:
 
 
 def copied_from_prompt(output: str, prompt: str, ngram: int) -> tuple[int, int, str]:
-    """(characters of the output inside a shared run of >= ngram characters, output length, longest run).
+    """(characters of the output inside a shared run of >= ngram characters, output length, the longest
+    stretch of the output found verbatim in the prompt).
 
     White space is ignored on both sides; both are normalized (NFKC), so width differences do not hide a copy.
+    Two phrases from different places of the prompt placed side by side cover the output but are two runs:
+    老後2000万円 + が、ようやく自分事になっ is a title recombining the body, not a 19-character copy.
     """
     out = _WHITESPACE.sub("", normalize(output))
     src = _WHITESPACE.sub("", normalize(prompt))
@@ -170,14 +293,11 @@ def copied_from_prompt(output: str, prompt: str, ngram: int) -> tuple[int, int, 
     for i in range(len(out) - ngram + 1):
         if out[i : i + ngram] in grams:
             covered[i : i + ngram] = [True] * ngram
-    longest, best, run_start = 0, "", None
-    for i, hit in enumerate([*covered, False]):
-        if hit and run_start is None:
-            run_start = i
-        elif not hit and run_start is not None:
-            if i - run_start > longest:
-                longest, best = i - run_start, out[run_start:i]
-            run_start = None
+    best = ""
+    for start in range(len(out)):
+        end = start + max(len(best) + 1, ngram)
+        while end <= len(out) and out[start:end] in src:
+            best, end = out[start:end], end + 1
     return sum(covered), len(out), best
 
 
@@ -187,6 +307,77 @@ def template_lines(template: str) -> list[str]:
     return [line for line in (normalize(x) for x in literal.split("\n")) if line]
 
 
+# A sentence ends at 。！？ (one or several) unless a closing quote follows: 「まさか！」と思った is one sentence.
+_SENTENCE_END = re.compile(r"[。．.！？!?]+(?![」』）)】\]〉》”’])")
+_CLAUSE_BREAK = re.compile(r"[、，,]")
+_FULL_STOP_AT_END = re.compile(r"[。．][」』）)】\]〉》”’]*$")
+# The sentence that asks for the title is the request, however title-like its wording.
+_ASKS_FOR_TITLE = re.compile(r"(?i)タイトル|題名|見出し|表題|title|headline")
+
+
+def _less_template(line: str, headers: list[str]) -> str:
+    for header in headers:
+        if line.startswith(header):
+            line = line[len(header) :].strip()
+    return line
+
+
+def prompt_paragraphs(prompt: str, template: str | None = None) -> list[str]:
+    """The prompt's lines as the detectors compare them (normalized, special tokens out), each less the
+    prompt template's own text (### 指示, or a label such as 記事: that opens a line)."""
+    headers = _template_headers(template)
+    return [line for line in (_less_template(x, headers) for x in _strip_markup(prompt).split("\n")) if line]
+
+
+def sentences(paragraph: str) -> list[tuple[str, str]]:
+    """(sentence, its end marks) in order; the last one may have no end mark."""
+    found, start = [], 0
+    for end in _SENTENCE_END.finditer(paragraph):
+        found.append((paragraph[start : end.start()], end.group()))
+        start = end.end()
+    if paragraph[start:].strip():
+        found.append((paragraph[start:], ""))
+    return found
+
+
+def _lifted_as_title(text: str, sentence: str) -> bool:
+    """`text` is all of `sentence`, written the way a writer titles an article with its opening line:
+    one clause (no 、), no full stop, and not the request for a title."""
+    return (_content_only(text) == _content_only(sentence) and not _CLAUSE_BREAK.search(sentence)
+            and not _FULL_STOP_AT_END.search(text) and not _ASKS_FOR_TITLE.search(sentence))
+
+
+def _lifts_one_sentence_as_title(text: str, run: str, paragraphs: list[str]) -> bool:
+    """The one run `text` shares with the prompt is a whole sentence lifted as a title, maybe with the
+    writer's own words around it (ベビーカーで電車に乗るのが怖かった話)."""
+    compact = _WHITESPACE.sub("", normalize(text))
+    end = compact.find(run) + len(run)
+    if _FULL_STOP_AT_END.search(compact[: end + 1]):
+        return False
+    return any(_lifted_as_title(run, sentence) for p in paragraphs for sentence, _ in sentences(p))
+
+
+def _opening_copy(text: str, paragraphs: list[str], min_chars: int) -> str | None:
+    """The output is a paragraph's opening (compared on letters and digits, so punctuation, brackets, width
+    and spaces do not hide it) cut off inside its first sentence, the whole first sentence as prose, or
+    more than that sentence."""
+    out = _content_only(text)
+    if len(out) < min_chars:
+        return None
+    for paragraph in paragraphs:
+        if not _content_only(paragraph).startswith(out):
+            continue
+        first = sentences(paragraph)[0][0]
+        first_len = len(_content_only(first))
+        if len(out) < first_len:
+            return f"the opening of the prompt, cut off mid-sentence: {paragraph[:40]!r}"
+        if len(out) > first_len:
+            return f"the opening of the prompt, past its first sentence: {paragraph[:40]!r}"
+        if not _lifted_as_title(text, first):
+            return f"the prompt's first sentence, as prose: {first[:40]!r}"
+    return None
+
+
 def _prompt_copy_evidence(text: str, prompt: str | None, cfg: DegenerateSection,
                           template: str | None = None) -> str | None:
     # A model that answers with the template's header (### 指示) has learned the format, not the task.
@@ -194,9 +385,18 @@ def _prompt_copy_evidence(text: str, prompt: str | None, cfg: DegenerateSection,
         return f"echoes the prompt template: {text!r}"
     if not prompt:
         return None
+    paragraphs = prompt_paragraphs(prompt, template)
+    # A label (the template's, or タイトル: ) before the copied opening does not make it a title.
+    unlabelled = _less_template(text, _template_headers(template))
+    for candidate in dict.fromkeys((unlabelled, _LEADING_LABEL.sub("", unlabelled))):
+        opening = _opening_copy(candidate, paragraphs, cfg.opening_copy_min_chars)
+        if opening:
+            return opening
     copied, total, longest = copied_from_prompt(text, prompt, cfg.prompt_copy_ngram)
     # One long verbatim run, not phrases recombined: a title that reuses the body's wording stays a title.
     if len(longest) >= cfg.prompt_copy_min_chars and copied / total >= cfg.prompt_copy_min_coverage:
+        if copied == len(longest) and _lifts_one_sentence_as_title(text, longest, paragraphs):
+            return None
         return f"{copied}/{total} characters copied from the prompt, e.g. {longest!r}"
     return None
 
@@ -211,6 +411,8 @@ def inspect_output(output: str | None, prompt: str | None = None, cfg: Degenerat
     clean_cfg = clean_cfg or CleanSection()
     text = _strip_markup(output or "")
     found: dict[str, str] = {}
+    broken = broken_text_evidence(output or "")
+    markup = template_markup_evidence(output or "", template)
     repetition = _repetition_evidence(text, cfg) if text else None
     empty = _empty_evidence(text, cfg, clean_cfg)
     # A loop of punctuation (」」」」) is a loop first; "empty" is for outputs with nothing in them.
@@ -227,6 +429,10 @@ def inspect_output(output: str | None, prompt: str | None = None, cfg: Degenerat
             found["prompt_copy"] = copy
     if len(text) > cfg.max_output_chars:
         found["over_length"] = f"{len(text)} characters > {cfg.max_output_chars}"
+    if broken:
+        found["broken_text"] = broken
+    if markup:
+        found["template_markup"] = markup
     return found
 
 

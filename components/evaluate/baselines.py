@@ -20,7 +20,8 @@ from pathlib import Path
 from components.common.config import RunConfig
 from components.common.errors import InputError
 from components.common.text import normalize
-from components.evaluate.systems import SystemOutputs
+from components.common.token_budget import hf_token_counter
+from components.evaluate.systems import SystemOutputs, evaluate_token_budget
 from components.split.outputs import SplitRow
 
 # A sentence ends at a Japanese or Western full stop, question or exclamation mark, or a line break.
@@ -113,16 +114,18 @@ def hf_base_tokenizer_and_model(model_dir: str | Path):
 
 
 def run_hf_base(model, tokenizer, articles: list[str], references: list[str], cfg: RunConfig,
-                format_prompt: Callable[[str], str], source: str) -> SystemOutputs:
+                format_prompt: Callable[[str], str], source: str, titles: Sequence[str] = ()) -> SystemOutputs:
     """Greedy titles and reference perplexity of an HF causal LM (the base model, no adapter), generated
-    exactly as hf_check generates (batched, stop at EOS or newline) with evaluate's token budget."""
+    exactly as hf_check generates (batched, stop at EOS or newline) with evaluate's token budget (derived
+    from `titles`, the training titles, and the references when evaluate.max_new_tokens is None)."""
     from components.common.jp_metrics import completion_perplexity
     from components.hf_check.core import generate
 
-    hf_cfg = cfg.model_copy(update={"hf_check": cfg.hf_check.model_copy(
-        update={"max_new_tokens": cfg.evaluate.max_new_tokens, "stop_at_newline": True})})
-    results = generate(model, tokenizer, [format_prompt(a) for a in articles], hf_cfg, label="base")
+    budget = evaluate_token_budget(cfg, [*titles, *references], hf_token_counter(tokenizer))
+    hf_cfg = cfg.model_copy(update={"hf_check": cfg.hf_check.model_copy(update={"stop_at_newline": True})})
+    results = generate(model, tokenizer, [format_prompt(a) for a in articles], hf_cfg, budget.max_new_tokens,
+                       label="base")
     print("evaluate: base perplexity of the references", file=sys.stderr, flush=True)
     ppl = completion_perplexity(model, tokenizer, articles, references, format_prompt=format_prompt)
     return SystemOutputs(name="base", source=source, outputs=[t.strip() for t, _ in results],
-                         finished=[f for _, f in results], perplexity=ppl)
+                         finished=[f for _, f in results], perplexity=ppl, token_budget=budget.to_dict())

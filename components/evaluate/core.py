@@ -41,6 +41,7 @@ from components.common.errors import InputError, row_problem
 from components.common.gates import Gate
 from components.common.report import REPORT_NAME, StageReport, read_report, write_jsonl
 from components.common.stage_output import StageOutput
+from components.common.token_budget import training_titles
 from components.evaluate.baselines import (
     base_tokenizer,
     heuristic_titles,
@@ -102,6 +103,9 @@ def system_metrics(system: SystemOutputs, rows: list[dict[str, Any]], cfg: RunCo
     metrics["degenerate_rate"] = sum(bool(f) for f in flags_per_row) / len(rows)
     metrics["degenerate_by_kind"] = {flag: kinds[flag] for flag in FLAGS if kinds[flag]}
     metrics["unfinished"] = sum(not f for f in system.finished)
+    if system.token_budget is not None:
+        metrics["max_new_tokens"] = system.token_budget["max_new_tokens"]
+        metrics["token_budget"] = system.token_budget
     if system.notes:
         metrics["notes"] = system.notes
     return metrics, flags_per_row
@@ -252,14 +256,16 @@ def _evaluate(gguf_path, data_dir, out: Path, cfg: RunConfig, base_model, train_
         # done with the fine-tuned model, so the two never sit in memory together.
         fmt = prompt_formatter(cfg, None if base_is_gguf else base_tokenizer(base_local))
         articles, refs = [r["prompt"] for r in rows], [r["reference"] for r in rows]
-        finetuned, used_articles = run_gguf("finetuned", gguf_local, articles, refs, cfg, fmt, fit=True)
+        titles = training_titles(splits)
+        finetuned, used_articles = run_gguf("finetuned", gguf_local, articles, refs, cfg, fmt, fit=True,
+                                            titles=titles)
         if base_is_gguf:
-            base, _ = run_gguf("base", base_local, used_articles, refs, cfg, fmt)
+            base, _ = run_gguf("base", base_local, used_articles, refs, cfg, fmt, titles=titles)
             base.source = f"llama.cpp on {base_ref} (no adapter)"
         else:
             model, tokenizer = hf_base_tokenizer_and_model(base_local)
             base = run_hf_base(model, tokenizer, used_articles, refs, cfg, fmt,
-                               source=f"transformers on {base_ref} (no adapter)")
+                               source=f"transformers on {base_ref} (no adapter)", titles=titles)
             del model
     heuristic = heuristic_titles(articles, heuristic_spec)
     systems = {s.name: s for s in (finetuned, base, heuristic)}

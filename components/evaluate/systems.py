@@ -4,21 +4,24 @@
     base        the base model without the adapter: HF transformers on its folder, or llama.cpp on a GGUF of it
     heuristic   the article's first sentence cut to a title's length (baselines.py)
 
-Every model system decodes greedily from the train stage's prompt template and stops at EOS or the first
-newline (a title is one line), and scores the perplexity of the reference titles (completion tokens and
-the EOS that ends them; the prompt is context only).
+Every model system decodes greedily from the train stage's prompt template and stops at EOS, the first
+newline (a title is one line) or its token budget (evaluate.max_new_tokens; None: derived from that
+system's tokenizer by hf_check's rule, components/common/token_budget.py, and recorded per system), and
+scores the perplexity of the reference titles (completion tokens and the EOS that ends them; the prompt
+is context only).
 """
 
 from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from components.common.config import RunConfig
+from components.common.token_budget import TokenBudget, resolve_token_budget
 
 STOP = ["\n"]
 
@@ -32,6 +35,14 @@ class SystemOutputs:
     finished: list[bool]
     perplexity: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    # The generation budget the system ran with (TokenBudget.to_dict()); None for a system that generates nothing.
+    token_budget: dict[str, Any] | None = None
+
+
+def evaluate_token_budget(cfg: RunConfig, titles: Sequence[str], count_tokens) -> TokenBudget:
+    """evaluate.max_new_tokens, or hf_check's derived rule with this system's tokenizer."""
+    return resolve_token_budget(cfg.evaluate.max_new_tokens, titles, count_tokens,
+                                cfg.hf_check.degenerate.max_output_chars, cfg.hf_check.token_budget_margin)
 
 
 def _progress(name: str, i: int, n: int) -> None:
@@ -50,10 +61,11 @@ def _log_softmax_at(row, target: int) -> float:
 class GgufRunner:
     """Greedy titles and reference perplexity from one GGUF opened in llama.cpp (header checked first)."""
 
-    def __init__(self, llm, cfg: RunConfig, format_prompt: Callable[[str], str]):
+    def __init__(self, llm, cfg: RunConfig, format_prompt: Callable[[str], str], titles: Sequence[str]):
         self.llm = llm
         self.cfg = cfg
         self.format_prompt = format_prompt
+        self.budget = evaluate_token_budget(cfg, titles, self.count_tokens)
         n_ctx_train = llm._model.n_ctx_train() if hasattr(llm, "_model") else llm.n_ctx()
         # Past the trained context a model's positions mean nothing: prompts are cut to fit both limits.
         self.n_ctx = min(llm.n_ctx(), n_ctx_train if n_ctx_train > 0 else llm.n_ctx())
@@ -62,9 +74,12 @@ class GgufRunner:
     def _tokens(self, text: str, bos: bool) -> list[int]:
         return self.llm.tokenize(text.encode("utf-8"), add_bos=bos, special=False)
 
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(self._tokens(text, bos=False)) for text in texts]
+
     def fit_article(self, article: str) -> tuple[str, bool]:
         """The article, cut from its end until the formatted prompt leaves room for a title."""
-        budget = self.n_ctx - self.cfg.evaluate.max_new_tokens - 1
+        budget = self.n_ctx - self.budget.max_new_tokens - 1
         ids = self._tokens(self.format_prompt(article), bos=True)
         if len(ids) <= budget:
             return article, False
@@ -97,16 +112,18 @@ class GgufRunner:
 
     def generate(self, article: str) -> tuple[str, bool]:
         """The greedy title and whether it ended on its own (EOS or newline) rather than at the token limit."""
-        out = self.llm.create_completion(prompt=self.prompt_ids(article), max_tokens=self.cfg.evaluate.max_new_tokens,
+        out = self.llm.create_completion(prompt=self.prompt_ids(article), max_tokens=self.budget.max_new_tokens,
                                          temperature=0.0, top_k=1, repeat_penalty=1.0, stop=STOP)
         choice = out["choices"][0]
         return choice["text"].strip(), choice.get("finish_reason") != "length"
 
 
 def run_gguf(name: str, gguf_path: str | Path, articles: list[str], references: list[str], cfg: RunConfig,
-             format_prompt: Callable[[str], str], fit: bool = False) -> tuple[SystemOutputs, list[str]]:
+             format_prompt: Callable[[str], str], fit: bool = False,
+             titles: Sequence[str] = ()) -> tuple[SystemOutputs, list[str]]:
     """Titles and perplexity of one GGUF. With `fit`, articles too long for the context are cut first
-    (the cut articles are returned, so every other system sees the same text)."""
+    (the cut articles are returned, so every other system sees the same text). The token budget is derived
+    from `titles` (the training titles) and the references."""
     from components.gguf.runtime import open_gguf
 
     gguf = cfg.gguf.model_copy(update={"n_ctx": cfg.evaluate.n_ctx})
@@ -115,7 +132,7 @@ def run_gguf(name: str, gguf_path: str | Path, articles: list[str], references: 
     used: list[str] = []
     total_nll, total_tokens, cut = 0.0, 0, 0
     with open_gguf(gguf_path, gguf) as llm:
-        runner = GgufRunner(llm, cfg, format_prompt)
+        runner = GgufRunner(llm, cfg, format_prompt, [*titles, *references])
         for i, (article, reference) in enumerate(zip(articles, references, strict=True), 1):
             if fit:
                 article, was_cut = runner.fit_article(article)
@@ -130,7 +147,8 @@ def run_gguf(name: str, gguf_path: str | Path, articles: list[str], references: 
     mean_nll = total_nll / total_tokens if total_tokens else float("nan")
     system = SystemOutputs(name=name, source=f"llama.cpp on {gguf_path}", outputs=outputs, finished=finished,
                            perplexity={"mean_nll": mean_nll, "perplexity": math.exp(mean_nll) if total_tokens else
-                                       float("nan"), "tokens": total_tokens})
+                                       float("nan"), "tokens": total_tokens},
+                           token_budget=runner.budget.to_dict())
     if cut:
         system.notes.append(f"{cut} article(s) cut to fit the {runner.n_ctx}-token context")
     return system, used

@@ -6,8 +6,10 @@
    `data_dir` (the split stage's output; local or s3://) and loads `model_dir` (train's `merged/`).
 2. Generates one answer per prompt, greedily, formatting each prompt exactly as training did
    (`format_prompt`: the tokenizer's chat template when it has one, else `train.prompt_template`); stops
-   at EOS or, with `hf_check.stop_at_newline`, at the first newline. With `hf_check.do_sample`, one
-   sampled answer per prompt too (temperature, top_p), flagged and reported, not gated.
+   at EOS or, with `hf_check.stop_at_newline`, at the first newline, within `hf_check.max_new_tokens`
+   (None: derived from the tokenizer so any title of `hf_check.degenerate.max_output_chars` characters
+   fits: components/common/token_budget.py; recorded in report.json `generation`). With
+   `hf_check.do_sample`, one sampled answer per prompt too (temperature, top_p), flagged and reported, not gated.
 3. Flags every output (components/common/degenerate.py); an output cut off by max_new_tokens is also
    `over_length` when `hf_check.flag_unfinished`. Scores outputs against the references (Japanese
    ROUGE-L, chrF, BLEU: components/common/jp_metrics.py) and the perplexity of the references.
@@ -32,11 +34,17 @@ from typing import Any
 
 from components.common import jp_metrics
 from components.common.config import RunConfig
-from components.common.degenerate import FLAGS, inspect_generation
+from components.common.degenerate import FLAGS, inspect_generation, output_chars
 from components.common.errors import InputError
 from components.common.gates import Gate
 from components.common.report import StageReport, write_jsonl
 from components.common.stage_output import StageOutput
+from components.common.token_budget import (
+    TokenBudget,
+    hf_token_counter,
+    resolve_token_budget,
+    training_titles,
+)
 from components.split.outputs import Splits, read_splits
 from components.train.examples import encode_pair, uses_chat_template
 from components.train.outputs import read_trained
@@ -72,6 +80,12 @@ def load_split_rows(splits: Splits, names: list[str], max_prompts: int) -> list[
             for r in splits.rows(*names, limit=max_prompts)]
 
 
+def token_budget(tokenizer, titles: list[str], cfg: RunConfig, explicit: int | None) -> TokenBudget:
+    """hf_check.max_new_tokens's rule (components/common/token_budget.py) for an HF tokenizer."""
+    return resolve_token_budget(explicit, titles, hf_token_counter(tokenizer),
+                                cfg.hf_check.degenerate.max_output_chars, cfg.hf_check.token_budget_margin)
+
+
 def load_model(model_dir: Path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -99,12 +113,15 @@ def _newline_token_ids(tokenizer) -> list[int]:
     return ids
 
 
-def generate(model, tokenizer, prompts: list[str], cfg: RunConfig, sample: bool = False,
+def generate(model, tokenizer, prompts: list[str], cfg: RunConfig, max_new_tokens: int, sample: bool = False,
              label: str = "greedy") -> list[tuple[str, bool]]:
     """(answer, finished) per formatted prompt; finished is False when max_new_tokens cut the answer off.
 
     The answer ends at EOS or, with hf_check.stop_at_newline, at the first newline after some text
-    (white space before the answer is skipped, not taken for an empty answer).
+    (white space before the answer is skipped, not taken for an empty answer), or once it is longer than
+    hf_check.degenerate.max_output_chars (unfinished: it did not stop). Special tokens the model
+    wrote before its end (<|im_start|>, a second BOS) stay in the answer as text, for the template_markup
+    flag; only padding and the EOS are dropped.
     """
     import torch
     from tqdm.auto import tqdm
@@ -112,25 +129,39 @@ def generate(model, tokenizer, prompts: list[str], cfg: RunConfig, sample: bool 
 
     section = cfg.hf_check
     eos_id = tokenizer.eos_token_id
+    # A chat model can end its turn with a token other than the tokenizer's EOS (Llama 3: <|eot_id|> beside
+    # <|end_of_text|>); generate stops at the generation config's ids, and so does the answer.
+    configured = getattr(model.generation_config, "eos_token_id", None)
+    end_ids = {eos_id, *(configured if isinstance(configured, list) else [configured])} - {None}
+    end_tensor = torch.tensor(sorted(end_ids), device=model.device, dtype=torch.long)
     newline_ids = torch.tensor(_newline_token_ids(tokenizer) if section.stop_at_newline else [],
                                device=model.device, dtype=torch.long)
+    max_chars = section.degenerate.max_output_chars
 
     class AnswerEnded(StoppingCriteria):
         def __init__(self, prompt_length: int):
             self.prompt_length = prompt_length
+            self.ended: set[int] = set()
 
         def __call__(self, input_ids, scores, **kwargs):  # one verdict per row of the batch
             last = input_ids[:, -1]
-            done = last == eos_id if eos_id is not None else torch.zeros_like(last, dtype=torch.bool)
+            done = torch.isin(last, end_tensor)
             for i in torch.isin(last, newline_ids).nonzero().flatten().tolist():
                 done[i] = bool(tokenizer.decode(input_ids[i, self.prompt_length :]).strip())
+            # An answer already past the character limit is over_length whatever follows: the derived token
+            # budget leaves room for the costliest characters, and a rambling model need not use all of it.
+            for i in range(len(done)):
+                if i not in self.ended and not done[i]:
+                    done[i] = output_chars(tokenizer.decode(input_ids[i, self.prompt_length :])) > max_chars
+                if done[i]:
+                    self.ended.add(i)
             return done
 
     tokenizer.padding_side = "left"
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_id
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token_id = pad_id
-    options: dict[str, Any] = {"max_new_tokens": section.max_new_tokens, "pad_token_id": pad_id}
+    options: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": pad_id}
     if sample:
         options.update(do_sample=True, temperature=section.temperature, top_p=section.top_p, top_k=0)
         torch.manual_seed(cfg.run.seed)
@@ -148,10 +179,11 @@ def generate(model, tokenizer, prompts: list[str], cfg: RunConfig, sample: bool 
                 out = model.generate(**enc, **options,
                                      stopping_criteria=StoppingCriteriaList([AnswerEnded(prompt_length)]))
             for row in out[:, prompt_length:].tolist():
-                eos_seen = eos_id in row
+                end = next((k for k, token in enumerate(row) if token in end_ids), None)
+                eos_seen = end is not None
                 if eos_seen:
-                    row = row[: row.index(eos_id)]
-                answer = tokenizer.decode(row, skip_special_tokens=True).lstrip()
+                    row = row[:end]
+                answer = tokenizer.decode([t for t in row if t != pad_id], skip_special_tokens=False).lstrip()
                 finished = eos_seen
                 if section.stop_at_newline and "\n" in answer:
                     answer, finished = answer.split("\n", 1)[0], True
@@ -231,9 +263,10 @@ def _plot_rates(rates: dict[str, float], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3))
+    fig, ax = plt.subplots(figsize=(8, 3.5))
     names = ["any", *FLAGS]
     ax.bar(names, [100 * rates[n] for n in names], color=["#444"] + ["#c44"] * len(FLAGS))
+    ax.tick_params(axis="x", labelrotation=30)
     ax.set_ylabel("% of outputs")
     ax.set_ylim(0, 100)
     ax.set_title(title)
@@ -251,17 +284,21 @@ def run_hf_check(model_dir: str | Path, data_dir: str | Path, output_dir: str | 
 
 def _check(model_dir: str | Path, data_dir: str | Path, out: Path, cfg: RunConfig) -> StageReport:
     with tempfile.TemporaryDirectory(prefix="hf_check_inputs_") as cache:
-        rows = load_split_rows(read_splits(data_dir, Path(cache) / "data"), cfg.hf_check.splits,
-                               cfg.hf_check.max_prompts)
+        splits = read_splits(data_dir, Path(cache) / "data")
+        rows = load_split_rows(splits, cfg.hf_check.splits, cfg.hf_check.max_prompts)
         if not rows:
             raise InputError(f"{data_dir}: the {', '.join(cfg.hf_check.splits)} splits hold no rows to generate for")
         model, tokenizer = load_model(read_trained(model_dir, Path(cache) / "model").merged)
+        titles = training_titles(splits) + [r["reference"] for r in rows]
+    budget = token_budget(tokenizer, titles, cfg, cfg.hf_check.max_new_tokens)
+    print(f"hf_check: {budget.describe()}", file=sys.stderr)
 
     fmt = format_prompt(tokenizer, cfg.train.prompt_template)
     formatted = [fmt(r["prompt"]) for r in rows]
-    _flag_rows(rows, generate(model, tokenizer, formatted, cfg), cfg)
+    _flag_rows(rows, generate(model, tokenizer, formatted, cfg, budget.max_new_tokens), cfg)
     if cfg.hf_check.do_sample:
-        _flag_rows(rows, generate(model, tokenizer, formatted, cfg, sample=True, label="sampled"), cfg, "sampled_")
+        _flag_rows(rows, generate(model, tokenizer, formatted, cfg, budget.max_new_tokens, sample=True,
+                                  label="sampled"), cfg, "sampled_")
     print("hf_check: perplexity of the references", file=sys.stderr)
     ppl = jp_metrics.completion_perplexity(
         model, tokenizer, [r["prompt"] for r in rows], [r["reference"] for r in rows],
@@ -272,7 +309,7 @@ def _check(model_dir: str | Path, data_dir: str | Path, out: Path, cfg: RunConfi
     report.metrics.update({"samples": len(rows), "degenerate_rate": rates["any"],
                            **{f"degenerate_rate_{f}": rates[f] for f in FLAGS},
                            **_scores(rows), "perplexity": ppl["perplexity"], "mean_nll": ppl["mean_nll"],
-                           "reference_tokens": ppl["tokens"]})
+                           "reference_tokens": ppl["tokens"], "max_new_tokens": budget.max_new_tokens})
     if cfg.hf_check.do_sample:
         sampled = degenerate_rates(rows, "sampled_flags")
         report.metrics.update({"sampled_degenerate_rate": sampled["any"],
@@ -281,6 +318,7 @@ def _check(model_dir: str | Path, data_dir: str | Path, out: Path, cfg: RunConfi
         split: {"samples": len(part), "degenerate_rate": degenerate_rates(part)["any"], **_scores(part)}
         for split in cfg.hf_check.splits if (part := [r for r in rows if r["split"] == split])}
     report.details["examples"] = {f: _example(rows, f) for f in FLAGS if any(f in r["flags"] for r in rows)}
+    report.details["generation"] = budget.to_dict()
     report.details["thresholds"] = {"max_degenerate_rate": cfg.gates.max_degenerate_rate,
                                     "min_rouge_l": cfg.gates.min_rouge_l, "min_chrf": cfg.gates.min_chrf}
     report.details["artifacts"] = {"samples": SAMPLES, "degenerate_rates_plot": RATES_PLOT}

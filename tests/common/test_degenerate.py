@@ -2,15 +2,21 @@
 
 Each kind has outputs that must be flagged and real answers that must not; the garbage is modelled on
 what broken fine-tunes really emit (」」」」, 「」「」, の の の, a title said three times, the prompt's
-first sentence cut off, rambling that never stops).
+first sentence cut off, rambling that never stops) and on what a real pretrained model does that a tiny
+one never did (the article's opening words instead of a title, a character cut in half by the token
+limit, its chat template's markup in the answer).
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
-from components.common.config import CleanSection, DegenerateSection
+from components.common.config import CleanSection, DataSection, DegenerateSection, TrainSection
 from components.common.degenerate import FLAGS, flag_output, inspect_output
+from tests.clean.titles_labelled import TITLES
 
 BODY = ("小学生のころに3年でやめたピアノを、40歳の誕生日に中古の電子ピアノを買って再開した。"
         "最初の1か月はバイエルの後半すら弾けず、自分の指が他人のものみたいだった。")
@@ -86,6 +92,98 @@ CLEAN = [
 ]
 
 
+# What hf_check and evaluate pass: the prompt is the instruction paragraph, then the article (clean joins them
+# with data.alpaca_join); the template is train.prompt_template, and a formatted prompt may come instead.
+TEMPLATE = TrainSection().prompt_template
+ASK = "次の記事本文にふさわしいタイトルを付けてください。"
+PROMPT = ASK + DataSection().alpaca_join + BODY
+SHORT_OPENING = "会社を辞めた。理由は一つではないけれど、いちばん大きかったのは通勤の2時間だった。"
+PROMPTS = {"article": BODY, "instruction_and_article": PROMPT, "formatted": TEMPLATE.format(prompt=PROMPT)}
+
+# (output, kind, prompt) from a real model's failures: each must carry the kind, whichever prompt form is passed.
+REAL_MODEL_FAILURES = [
+    # the article's opening instead of a title: opening words, the first clause, the first sentence as prose
+    ("小学生のころに", "prompt_copy", PROMPT),
+    ("小学生のころに3年でやめたピアノを", "prompt_copy", PROMPT),
+    ("小学生のころに３年でやめたピアノを、40歳の誕生日に", "prompt_copy", PROMPT),
+    ("「小学生のころに」", "prompt_copy", PROMPT),
+    ("小学生のころに3年でやめたピアノを、40歳の誕生日に中古の電子ピアノを買って再開した", "prompt_copy", PROMPT),
+    ("小学生のころに3年でやめたピアノを、40歳の誕生日に中古の電子ピアノを買って再開した。", "prompt_copy", PROMPT),
+    ("会社を辞めた。", "prompt_copy", SHORT_OPENING),  # short, but with the article's full stop: prose
+    ("会社を辞めた。理由は一つ", "prompt_copy", SHORT_OPENING),  # past the first sentence
+    ("理由は一つではないけれど、いちばん大きかったのは通勤の2時間だった", "prompt_copy", SHORT_OPENING),
+    ("次の記事本文に", "prompt_copy", PROMPT),  # the instruction's opening
+    ("次の記事本文にふさわしいタイトルを付けてください", "prompt_copy", PROMPT),
+    ("小学生のころに3年でや\ufffd", "prompt_copy", PROMPT),
+    # a character cut in half by the token limit (a byte-level tokenizer decodes the partial bytes as U+FFFD)
+    ("40歳でピアノを再開し\ufffd", "broken_text", PROMPT),
+    ("40歳で\ufffd\ufffdピアノを再開", "broken_text", PROMPT),
+    ("\ufffd", "broken_text", PROMPT),
+    ("40歳でピアノを再開\x01\x02", "broken_text", PROMPT),
+    ("ã‚¿ã‚¤ãƒˆãƒ«", "broken_text", PROMPT),  # タイトル as UTF-8 read as cp1252
+    # the chat template's or the prompt template's markup in the answer
+    ("<|im_start|>assistant", "template_markup", PROMPT),
+    ("<|im_end|>", "template_markup", PROMPT),
+    ("40歳でピアノを再開した<|im_end|>", "template_markup", PROMPT),
+    ("40歳でピアノを再開した<|eot_id|>", "template_markup", PROMPT),
+    ("<|start_header_id|>assistant<|end_header_id|>", "template_markup", PROMPT),
+    ("[INST] 40歳でピアノを再開した", "template_markup", PROMPT),
+    ("40歳でピアノを再開した [/INST]", "template_markup", PROMPT),
+    ("<<SYS>>", "template_markup", PROMPT),
+    ("<start_of_turn>model", "template_markup", PROMPT),
+    ("40歳でピアノを再開した<end_of_turn>", "template_markup", PROMPT),
+    ("<｜end▁of▁sentence｜>", "template_markup", PROMPT),
+    ("### タイトル", "template_markup", PROMPT),
+    ("### タイトル\n40歳でピアノを再開した", "template_markup", PROMPT),
+    ("40歳でピアノを再開した\n\n### 指示", "template_markup", PROMPT),
+    ("### Response:", "template_markup", PROMPT),
+    ("40歳でピアノを再開した###", "template_markup", PROMPT),
+    ("assistant", "template_markup", PROMPT),
+    ("model", "template_markup", PROMPT),
+    ("Assistant:", "template_markup", PROMPT),
+    ("assistant\n40歳でピアノを再開した", "template_markup", PROMPT),
+    ("ASSISTANT: 40歳でピアノを再開した", "template_markup", PROMPT),
+    ("</s>40歳でピアノを再開した", "template_markup", PROMPT),
+    ("40歳でピアノを再開した<|im_", "template_markup", PROMPT),  # a special token cut by the token limit
+    ("<|assistant|>40歳でピアノを再開した", "template_markup", PROMPT),
+    ("<eos>", "template_markup", PROMPT),
+    ("アシスタント：40歳でピアノを再開した", "template_markup", PROMPT),
+    ("タイトル：小学生のころに", "prompt_copy", PROMPT),  # a label, then the opening words
+]
+
+# Real titles beside the same prompts: they reuse the article's words, open with its first words and go on,
+# take a short first sentence whole (as writers do), or hold what the new detectors look for in a legitimate form.
+REAL_TITLES = [
+    ("40歳の誕生日に、ピアノをもう一度", PROMPT),
+    ("電子ピアノを買って再開した", PROMPT),
+    ("自分の指が他人のもの、バイエルの後半すら弾けず", PROMPT),
+    ("小学生以来のピアノ、40歳で再開", PROMPT),
+    ("会社を辞めた", SHORT_OPENING),  # the whole first sentence, one clause, no full stop
+    ("会社を辞めた話", SHORT_OPENING),
+    ("会社を辞めた理由は通勤の2時間だった", SHORT_OPENING),
+    ("ベビーカーで電車に乗るのが怖かった", "ベビーカーで電車に乗るのが怖かった。舌打ちされたらどうしよう、泣いたらどうしよう。"),
+    ("ベビーカーで電車に乗るのが怖かった頃の私へ", "ベビーカーで電車に乗るのが怖かった。舌打ちされたらどうしよう。"),
+    ("「向いてない」と「慣れてない」は違う", "『向いてない』と『慣れてない』は違う。営業に配属された最初の半年、私は毎日前者だと思っていた。"),
+    ("ピアノ", "ピアノを再開した。40歳の誕生日だった。"),  # one shared word is not a copy
+    ("#1 会社を辞めた日のこと", PROMPT),
+    ("C#で作る簡単なゲーム", PROMPT),
+    ("Café巡り｜京都の路地裏で", PROMPT),
+    ("São Pauloで働いた1年", PROMPT),
+    ("naïveな私の転職記", PROMPT),
+    ("仕事—そして私", PROMPT),
+    ("「まさか…」”の結末", PROMPT),
+    ("🎹40歳でピアノを再開した", PROMPT),
+    ("Model 3に乗って1年", PROMPT),
+    ("AI時代の働き方", PROMPT),
+    ("ユーザー目線で考える家計簿アプリ", PROMPT),
+    ("Assistant Managerになって半年", PROMPT),
+    ("<速報>ピアノ発表会に出ます", PROMPT),
+    ("タイトルで9割決まる、は本当か", PROMPT),
+    # two phrases from two places of the article side by side: recombined, not a 19-character copy
+    ("老後2000万円が、ようやく自分事になった", "老後2000万円問題のニュースを見たとき、私は25歳だった。遠い数字が、ようやく自分事になってきた。"),
+]
+
+
 @pytest.mark.parametrize(("output", "kind"), FLAGGED)
 def test_degenerate_output_is_flagged(output, kind):
     assert kind in flag_output(output, BODY)
@@ -144,8 +242,105 @@ def test_tag_list_rule_is_the_clean_stages():
     assert flag_output(three_tags, clean_cfg=CleanSection(tag_list={"min_segments": 4})) == []
 
 
-def test_echo_of_the_prompt_template_is_a_prompt_copy():
+def test_echo_of_the_prompt_template_is_a_prompt_copy_and_markup():
     template = "### 指示\n{prompt}\n\n### タイトル\n"
-    assert flag_output("### 指示", BODY, template=template) == ["prompt_copy"]
-    assert flag_output("### 指示", BODY) == []  # without the template it is only unusual text
+    assert flag_output("### 指示", BODY, template=template) == ["prompt_copy", "template_markup"]
+    assert flag_output("指示", BODY, template=template) == ["prompt_copy"]
+    assert flag_output("### 指示", BODY) == ["template_markup"]  # a Markdown header is markup in any template
     assert flag_output("40歳でピアノを再開して半年", BODY, template=template) == []
+
+
+@pytest.mark.parametrize(("output", "kind", "prompt"), REAL_MODEL_FAILURES)
+@pytest.mark.parametrize("form", ["raw", "formatted"])
+def test_real_model_failure_is_flagged(output, kind, prompt, form):
+    given = TEMPLATE.format(prompt=prompt) if form == "formatted" else prompt
+    assert kind in flag_output(output, given, template=TEMPLATE)
+
+
+@pytest.mark.parametrize(("output", "prompt"), REAL_TITLES)
+@pytest.mark.parametrize("form", ["raw", "formatted"])
+def test_real_title_beside_its_article_is_not_flagged(output, prompt, form):
+    given = TEMPLATE.format(prompt=prompt) if form == "formatted" else prompt
+    assert flag_output(output, given, template=TEMPLATE) == []
+
+
+@pytest.mark.parametrize("prompt", PROMPTS.values(), ids=PROMPTS.keys())
+def test_opening_copy_is_found_after_an_instruction_and_inside_the_template(prompt):
+    found = inspect_output("小学生のころに3年でやめたピアノを", prompt, template=TEMPLATE)
+    assert list(found) == ["prompt_copy"] and "cut off mid-sentence" in found["prompt_copy"]
+    # the opening words are short of the 16-character run the long-copy rule needs: only the opening rule sees them
+    assert flag_output("小学生のころに", prompt, template=TEMPLATE) == ["prompt_copy"]
+
+
+def test_opening_copy_threshold_comes_from_the_config():
+    assert flag_output("小学生の", PROMPT) == ["prompt_copy"]
+    assert flag_output("小学生の", PROMPT, cfg=DegenerateSection(opening_copy_min_chars=5)) == []
+
+
+def test_text_cut_inside_a_character_is_broken_and_says_where():
+    found = inspect_output("40歳でピアノを再開し\ufffd", PROMPT)
+    assert list(found) == ["broken_text"]
+    assert "U+FFFD" in found["broken_text"] and "at the end" in found["broken_text"]
+
+
+def test_byte_level_tokens_shown_without_their_decoder_are_broken_text():
+    """A real byte-level BPE's own token strings for a title (what a pipeline that skips the ByteLevel decoder shows)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.train_from_iterator([BODY, ASK], trainers.BpeTrainer(
+        vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    encoding = tokenizer.encode("40歳でピアノを再開した")
+    raw = "".join(encoding.tokens)
+    assert tokenizer.decode(encoding.ids) == "40歳でピアノを再開した"
+    assert flag_output(tokenizer.decode(encoding.ids), PROMPT) == []
+    assert "byte-level" in inspect_output(raw, PROMPT)["broken_text"]
+
+
+def test_markup_beside_a_real_title_is_flagged_alone():
+    # The other kinds judge the title without its special tokens; the markup is still reported.
+    assert flag_output("40歳でピアノを再開した<|im_end|>", PROMPT) == ["template_markup"]
+    assert flag_output("<|im_end|>", PROMPT) == ["empty", "template_markup"]
+    assert "role header" in inspect_output("assistant", PROMPT)["template_markup"]
+
+
+def test_a_label_line_of_a_custom_prompt_template_is_markup():
+    template = "記事: {prompt}\nタイトル: "
+    assert flag_output("タイトル: 40歳でピアノを再開した", PROMPT, template=template) == ["template_markup"]
+    assert flag_output("40歳でピアノを再開した", template.format(prompt=PROMPT), template=template) == []
+    assert flag_output("記事: 小学生のころに", template.format(prompt=PROMPT), template=template) == [
+        "prompt_copy", "template_markup"]
+
+
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
+
+
+def _clean_sample_rows(name: str) -> list[dict]:
+    """Rows of a sample file labelled clean, with the prompt the clean stage builds (instruction + article)."""
+    def lines(path: Path) -> list[dict]:
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+    pairs = zip(lines(SAMPLE / f"{name}.jsonl"), lines(SAMPLE / f"{name}.labels.jsonl"), strict=True)
+    clean = [row for row, label in pairs if label["kind"] == "clean"]
+    return [{"title": r["output"], "prompt": r["instruction"] + DataSection().alpaca_join + r["input"]} for r in clean]
+
+
+@pytest.mark.parametrize("name", ["note_titles", "v1_replay"])
+def test_no_natural_title_is_flagged_beside_its_own_article(name):
+    rows = _clean_sample_rows(name)
+    assert len(rows) > 400
+    flagged = {}
+    for row in rows:
+        for prompt in (row["prompt"], TEMPLATE.format(prompt=row["prompt"])):
+            found = inspect_output(row["title"], prompt, template=TEMPLATE)
+            if found:
+                flagged[row["title"]] = found
+    assert flagged == {}
+
+
+@pytest.mark.parametrize("title", TITLES)
+def test_labelled_natural_title_is_not_flagged(title):
+    assert flag_output(title, template=TEMPLATE) == []
+    assert flag_output(title, PROMPT, template=TEMPLATE) == []

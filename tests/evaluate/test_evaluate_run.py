@@ -83,11 +83,13 @@ def test_scores_are_computed_from_the_written_outputs(evaluated):
 
 
 def test_finetuned_titles_are_the_quantized_models_greedy_output(evaluated, finetuned_gguf):
-    out, _, _, cfg = evaluated
+    out, _, data, cfg = evaluated
     first = read_jsonl(out / "samples.jsonl")[0]
     prompt = cfg.train.prompt_template.format(prompt=first["prompt"])
+    budget = data["systems"]["finetuned"]["token_budget"]
+    assert budget["derived"] and data["systems"]["finetuned"]["max_new_tokens"] == budget["max_new_tokens"]
     with open_gguf(finetuned_gguf, cfg.gguf.model_copy(update={"n_ctx": 512})) as llm:
-        reply = llm.create_completion(prompt, max_tokens=cfg.evaluate.max_new_tokens, temperature=0.0, stop=["\n"])
+        reply = llm.create_completion(prompt, max_tokens=budget["max_new_tokens"], temperature=0.0, stop=["\n"])
     assert first["outputs"]["finetuned"] == reply["choices"][0]["text"].strip()
 
 

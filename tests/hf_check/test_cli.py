@@ -24,20 +24,24 @@ def test_check_outputs_writes_flags_back_and_prints_rates(tmp_path):
         {"id": 3, "prompt": BODY, "output": "毎朝5時に起きて30分だけ本を読む"},
         {"id": 4, "output": "読書｜朝活｜習慣｜早起き"},
         {"id": 5, "output": "朝5時に起きて", "finished": False},  # cut off by the token limit
+        {"id": 6, "prompt": BODY, "output": "朝5時の読書を半年続けた<|im_end|>"},
+        {"id": 7, "prompt": BODY, "output": "朝5時の読書を半年\ufffd"},
+        {"id": 8, "prompt": BODY, "output": "毎朝5時に"},  # the article's opening words
     ]
     src, dst = tmp_path / "outputs.jsonl", tmp_path / "flagged.jsonl"
     write_jsonl(src, rows)
     result = finegate("check-outputs", "--input", str(src), "--output", str(dst))
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["rows"] == 5 and summary["flagged"] == 4
-    assert summary["any_flag_rate"] == 0.8
-    assert summary["rate_per_flag"] == {"empty": 0.0, "repetition": 0.2, "tag_list": 0.2,
-                                        "prompt_copy": 0.2, "over_length": 0.2}
+    assert summary["rows"] == 8 and summary["flagged"] == 7
+    assert summary["any_flag_rate"] == 7 / 8
+    assert summary["rate_per_flag"] == {"empty": 0.0, "repetition": 1 / 8, "tag_list": 1 / 8, "prompt_copy": 2 / 8,
+                                        "over_length": 1 / 8, "broken_text": 1 / 8, "template_markup": 1 / 8}
     assert summary["scores_vs_reference"]["rows"] == 2
     assert summary["scores_vs_reference"]["rouge_l"] == 0.5
     written = read_jsonl(dst)
-    assert [r["flags"] for r in written] == [[], ["repetition"], ["prompt_copy"], ["tag_list"], ["over_length"]]
+    assert [r["flags"] for r in written] == [[], ["repetition"], ["prompt_copy"], ["tag_list"], ["over_length"],
+                                             ["template_markup"], ["broken_text"], ["prompt_copy"]]
     assert written[0]["id"] == 1 and written[0]["reference"] == rows[0]["reference"]
 
 

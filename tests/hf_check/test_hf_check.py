@@ -167,3 +167,21 @@ def test_generation_sees_the_prompt_tokens_training_saw(learned_model_dir, hf_cf
         ids = prompt_token_ids(tokenizer, fmt(prompt))
         assert tokenizer.unk_token_id not in ids
         assert ids == trained_ids[:n_prompt] and ids.count(tokenizer.bos_token_id) == 1
+
+
+def test_answer_ends_at_any_end_of_turn_token_the_model_stops_on(learned_model_dir, title_splits, hf_cfg, tmp_path):
+    """A chat model may end its turn with a token other than the tokenizer's EOS (Llama 3's <|eot_id|>): the
+    answer ends there, finished, without that token's text in it."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tests.hf_check import tiny_model
+
+    model = AutoModelForCausalLM.from_pretrained(str(learned_model_dir))
+    tokenizer = AutoTokenizer.from_pretrained(str(learned_model_dir))
+    turn_end = tokenizer.eos_token_id
+    tokenizer.eos_token = "<unk>"  # the tokenizer's EOS is now a token the model never writes
+    model.generation_config.eos_token_id = [tokenizer.eos_token_id, turn_end]
+    moved = tiny_model.save(model, tokenizer, tmp_path / "model")
+    run_hf_check(moved, title_splits, tmp_path / "out", hf_cfg)
+    samples = read_jsonl(tmp_path / "out" / "samples.jsonl")
+    assert [(s["output"], s["finished"], s["flags"]) for s in samples] == [(t, True, []) for _, t in PAIRS]

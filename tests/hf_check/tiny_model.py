@@ -26,11 +26,29 @@ def build_char_tokenizer(texts: Sequence[str]):
                                    unk_token="<unk>", pad_token="<pad>")
 
 
-def build_tiny_llama(texts: Sequence[str], hidden_size: int = 64, layers: int = 2):
+def build_byte_level_tokenizer(texts: Sequence[str], vocab_size: int = 400):
+    """A byte-level BPE (GPT-2/Llama 3/SmolLM2's kind) trained on `texts`: every byte is a token, so any text
+    encodes, and a Japanese character the few merges did not cover costs its 3 UTF-8 bytes. BOS is prepended."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    core.train_from_iterator(texts, trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False))
+    core.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", core.token_to_id("<s>"))])
+    return PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>", eos_token="</s>",
+                                   unk_token="<unk>", pad_token="<pad>")
+
+
+def build_tiny_llama(texts: Sequence[str], hidden_size: int = 64, layers: int = 2, tokenizer=None):
+    """A Llama over `tokenizer` (default: the character-level one built from `texts`)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tokenizer = build_char_tokenizer(texts)
+    tokenizer = tokenizer or build_char_tokenizer(texts)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
                          num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
                          max_position_embeddings=512, bos_token_id=tokenizer.bos_token_id,
