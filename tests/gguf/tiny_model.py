@@ -11,8 +11,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from components.common.report import write_jsonl
-
 TEMPLATE = "### 指示\n{prompt}\n\n### タイトル\n"
 
 # (article, title): short held-out style records, in the prompt/completion shape the split stage writes.
@@ -39,11 +37,10 @@ N_TRAIN = 10  # the model learns these; val and test (the rest) stay unseen, as 
 
 def write_splits(data_dir: Path) -> Path:
     """val.jsonl and test.jsonl as the split stage writes them (id, source_line, prompt, completion)."""
+    from tests.fixtures.stage_outputs import write_splits as write_split_output
+
     rows = [{"id": f"r{i}", "source_line": i + 1, "prompt": a, "completion": t} for i, (a, t) in enumerate(RECORDS)]
-    write_jsonl(data_dir / "train.jsonl", rows[:N_TRAIN])
-    write_jsonl(data_dir / "val.jsonl", rows[N_TRAIN:N_TRAIN + 3])
-    write_jsonl(data_dir / "test.jsonl", rows[N_TRAIN + 3:])
-    return data_dir
+    return write_split_output(data_dir, rows[:N_TRAIN], rows[N_TRAIN:N_TRAIN + 3], rows[N_TRAIN + 3:])
 
 
 def build_tiny_llama_dir(path: Path, steps: int = 40, seed: int = 0) -> Path:
@@ -85,4 +82,8 @@ def build_tiny_llama_dir(path: Path, steps: int = 40, seed: int = 0) -> Path:
     tokenizer.save_pretrained(path)
     if not (path / "tokenizer.model").is_file():
         shutil.copy(path.parent / "sp.model", path / "tokenizer.model")
+    if path.name == "merged":  # the merged model of a train stage output, as gguf reads it
+        from tests.fixtures.stage_outputs import seal_merged
+
+        seal_merged(path)
     return path

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from components.common.config import RunConfig
-from components.common.report import write_jsonl
+from tests.fixtures.stage_outputs import write_splits
 from tests.hf_check import tiny_model
 
 # (article body, title): short, so a tiny model learns them in seconds.
@@ -43,9 +43,7 @@ def title_splits(tmp_path_factory) -> Path:
     """val.jsonl and test.jsonl in the split stage's record format."""
     root = tmp_path_factory.mktemp("splits")
     rows = [{"id": f"r{i}", "source_line": i + 1, "prompt": p, "completion": t} for i, (p, t) in enumerate(PAIRS)]
-    write_jsonl(root / "val.jsonl", rows[:3])
-    write_jsonl(root / "test.jsonl", rows[3:])
-    return root
+    return write_splits(root, [], rows[:3], rows[3:])
 
 
 @pytest.fixture(scope="session")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from components.common.errors import InputError
+from components.common.errors import InputError, IntegrityError
 from components.common.report import read_jsonl, read_report
 from components.hf_check.core import run_hf_check
+from tests.fixtures.stage_outputs import write_splits
 from tests.hf_check.conftest import PAIRS
 
 
@@ -95,18 +94,19 @@ def test_sampling_adds_sampled_outputs_without_gating_them(broken_model_dir, tit
     assert 0.0 <= report.metrics["sampled_degenerate_rate"] <= 1.0
 
 
-def test_missing_split_file_names_the_file(learned_model_dir, tmp_path, hf_cfg):
-    (tmp_path / "val.jsonl").write_text(json.dumps({"id": "a", "prompt": "本文", "completion": "題"}) + "\n")
-    with pytest.raises(InputError, match=r"test\.jsonl: missing"):
-        run_hf_check(learned_model_dir, tmp_path, tmp_path / "out", hf_cfg)
+def test_a_split_file_gone_from_its_output_names_the_file(learned_model_dir, tmp_path, hf_cfg):
+    splits = write_splits(tmp_path / "split", [], [{"prompt": "本文", "completion": "題"}], [])
+    (splits / "test.jsonl").unlink()
+    with pytest.raises(IntegrityError, match=r"test\.jsonl is missing although the split report lists it"):
+        run_hf_check(learned_model_dir, splits, tmp_path / "out", hf_cfg)
 
 
 def test_row_without_completion_names_file_line_and_field(learned_model_dir, tmp_path, hf_cfg):
-    (tmp_path / "val.jsonl").write_text(json.dumps({"id": "a", "prompt": "本文"}) + "\n")
+    splits = write_splits(tmp_path / "split", [], [{"id": "a", "prompt": "本文"}], [])
     cfg = hf_cfg.model_copy(deep=True)
     cfg.hf_check.splits = ["val"]
     with pytest.raises(InputError, match=r"val\.jsonl:1: field 'completion'"):
-        run_hf_check(learned_model_dir, tmp_path, tmp_path / "out", cfg)
+        run_hf_check(learned_model_dir, splits, tmp_path / "out", cfg)
 
 
 def test_prompt_is_formatted_as_in_training_template_or_chat(learned_model_dir):
@@ -137,11 +137,11 @@ def test_blank_line_before_the_answer_is_skipped_not_taken_as_empty(newline_firs
 def test_model_and_splits_are_read_from_s3(learned_model_dir, title_splits, hf_cfg, s3_bucket, tmp_path):
     from components.common import storage
 
-    storage.publish(learned_model_dir, f"s3://{s3_bucket}/run/merged")
+    storage.publish(learned_model_dir.parent, f"s3://{s3_bucket}/run/train")
     storage.publish(title_splits, f"s3://{s3_bucket}/run/split")
     cfg = hf_cfg.model_copy(deep=True)
     cfg.hf_check.max_prompts = 2
-    report = run_hf_check(f"s3://{s3_bucket}/run/merged", f"s3://{s3_bucket}/run/split", tmp_path, cfg)
+    report = run_hf_check(f"s3://{s3_bucket}/run/train/merged", f"s3://{s3_bucket}/run/split", tmp_path, cfg)
     assert report.passed, report.reasons
     assert [(s["split"], s["output"]) for s in read_jsonl(tmp_path / "samples.jsonl")] == [
         ("val", PAIRS[0][1]), ("val", PAIRS[1][1]), ("test", PAIRS[3][1]), ("test", PAIRS[4][1])]

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from components.common.config import RunConfig
-from components.common.report import read_jsonl, write_jsonl
+from components.common.report import read_jsonl
 from components.common.token_budget import hf_token_counter, resolve_token_budget
 from components.hf_check.core import run_hf_check, token_budget
 from tests.clean.titles_labelled import TITLES
+from tests.fixtures.stage_outputs import write_stage_output
 from tests.hf_check import tiny_model
 from tests.hf_check.conftest import PAIRS, formatted
 
@@ -113,10 +114,7 @@ def byte_level_model_dir(tmp_path_factory) -> Path:
 def byte_level_splits(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("byte_splits")
     rows = [{"id": f"b{i}", "source_line": i + 1, "prompt": p, "completion": t} for i, (p, t) in enumerate(BYTE_PAIRS)]
-    write_jsonl(root / "train.jsonl", rows[:2])
-    write_jsonl(root / "val.jsonl", rows[:4])
-    write_jsonl(root / "test.jsonl", rows[4:])
-    return root
+    return write_stage_output(root, "split", {"train.jsonl": rows[:2], "val.jsonl": rows[:4], "test.jsonl": rows[4:]})
 
 
 def test_perfect_byte_level_model_loses_nothing_to_the_derived_budget(byte_level_model_dir, byte_level_splits,

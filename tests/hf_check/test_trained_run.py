@@ -10,6 +10,7 @@ from components.common.degenerate import FLAGS
 from components.common.report import read_jsonl, read_report
 from components.hf_check.core import run_hf_check
 from tests.fixtures.models import fixture_config
+from tests.fixtures.stage_outputs import write_stage_output
 
 
 @pytest.fixture(scope="module")
@@ -40,5 +41,6 @@ def test_trained_model_is_checked_and_gate_b_follows_the_thresholds(checked, sam
 @pytest.mark.slow
 def test_fine_tuning_makes_the_reference_titles_likelier(checked, tiny_base, sample_splits, tmp_path):
     report, _, cfg = checked
-    base = run_hf_check(tiny_base, sample_splits, tmp_path, cfg)
+    as_trained = write_stage_output(tmp_path / "base", "train", {"merged": tiny_base})  # hf_check reads train outputs
+    base = run_hf_check(as_trained, sample_splits, tmp_path / "out", cfg)
     assert report.metrics["perplexity"] < base.metrics["perplexity"]

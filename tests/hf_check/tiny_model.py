@@ -90,7 +90,11 @@ def train_completions(model, tokenizer, prompts: Sequence[str], completions: Seq
 
 
 def save(model, tokenizer, path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    """Saved as the merged model of a train stage output at `path`; returns the merged folder."""
+    from tests.fixtures.stage_outputs import seal_merged
+
+    merged = path / "merged"
+    merged.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(merged)
+    tokenizer.save_pretrained(merged)
+    return seal_merged(merged)
