@@ -25,7 +25,7 @@ def ftype_for(quant_type: str) -> int:
 
     value = getattr(llama_cpp, FTYPE_PREFIX + quant_type.upper(), None)
     if not isinstance(value, int):
-        raise ConfigError(f"gguf.quant_types: unknown quantization type '{quant_type}'; llama.cpp knows "
+        raise ConfigError(f"gguf.quant_type or gguf.ladder: unknown quantization type '{quant_type}'; llama.cpp knows "
                           + ", ".join(known_quant_types()))
     return value
 

@@ -9,8 +9,6 @@ import pytest
 from components.common.config import load_config
 from tests.gguf.tiny_model import build_tiny_llama_dir, write_splits
 
-RUN_QUANT_TYPES = ["Q4_K_M", "Q8_0"]
-
 
 @pytest.fixture(scope="session")
 def tiny_merged(tmp_path_factory) -> Path:
@@ -24,9 +22,21 @@ def held_out_splits(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def gguf_run(tmp_path_factory, tiny_merged, held_out_splits):
-    """(report, output dir, config) of the real stage on the tiny model with two quantization types."""
+    """(report, output dir, config) of the real stage on the tiny model with the production config: Q4_K_M
+    passes gate D at the first rung."""
     from components.gguf.core import run_gguf
 
-    cfg = load_config(overrides=[f"gguf.quant_types={RUN_QUANT_TYPES}"])
+    cfg = load_config()
     out = tmp_path_factory.mktemp("gguf_run")
+    return run_gguf(tiny_merged, held_out_splits, out, cfg), out, cfg
+
+
+@pytest.fixture(scope="session")
+def ladder_run(tmp_path_factory, tiny_merged, held_out_splits, gguf_run):
+    """The same model with gate D's KL threshold set under what Q4_K_M reached: the ladder has to climb."""
+    from components.gguf.core import run_gguf
+
+    q4_kld = gguf_run[0].details["quantized"]["Q4_K_M"]["mean_kld"]
+    cfg = load_config(overrides=[f"gates.max_mean_kld={q4_kld / 2}"])
+    out = tmp_path_factory.mktemp("ladder_run")
     return run_gguf(tiny_merged, held_out_splits, out, cfg), out, cfg

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from components.common.config import GatesSection
+from components.common.config import RunConfig
 from components.gguf.compare import LogitStats, compare_greedy, first_difference
 from components.gguf.gates import judge_f16, judge_quant
 
@@ -81,15 +81,17 @@ def test_greedy_agreement_counts_identical_outputs_and_shared_prefixes():
 
 
 def test_gates_name_the_failing_figure_and_its_gate():
-    gates = GatesSection()
+    cfg = RunConfig()
     f16 = {"greedy_agreement": 0.4, "max_logit_diff": 0.01, "f16_perplexity_drift": 0.0}
-    c = judge_f16(f16, gates)
+    c = judge_f16(f16, cfg)
     assert not c.passed and len(c.reasons) == 1
-    assert c.reasons[0].startswith("gate C: F16-vs-HF greedy agreement 0.4 < 0.8")
+    assert c.reasons[0].startswith("gate C: F16-vs-HF greedy agreement 0.4 < gates.min_greedy_agreement=0.8")
     quant = {"same_top_token_rate": 0.95, "mean_kld": 0.3, "perplexity_ratio": 1.01, "output_rouge_l": float("nan")}
-    d = judge_quant("Q4_K_M", quant, gates)
-    assert [k for k, v in d.checks.items() if not v["passed"]] == ["mean_kld", "output_rouge_l"]
-    assert d.reasons[0].startswith("gate D: Q4_K_M mean KL divergence 0.3 > 0.1")
+    d = judge_quant("Q4_K_M", quant, cfg)
+    # A figure that could not be measured (NaN) fails its check: a gate never passes on nothing.
+    assert [c.setting for c in d.checks if not c.passed] == ["gates.max_mean_kld", "gates.min_output_rouge_l"]
+    assert d.reasons[0].startswith("gate D: Q4_K_M mean KL divergence 0.3 > gates.max_mean_kld=0.1")
+    assert "could not be measured" in d.reasons[1]
 
 
 def test_figures_do_not_depend_on_the_chunk_size():
