@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.evaluate.servers import llama_cpp_server
+from tests.fixtures.stage_outputs import seal
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +25,8 @@ def finetuned_gguf(trained_run, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("finetuned_gguf")
     convert_to_f16(trained_run / "merged", out / "model-f16.gguf")
     quantize(out / "model-f16.gguf", out / "model-Q4_K_M.gguf", "Q4_K_M")
+    # A gguf stage output shipping that file (its gates are the gguf tests' business).
+    seal(out, "gguf", details={"shipped": "model-Q4_K_M.gguf", "shipped_type": "Q4_K_M"})
     return out / "model-Q4_K_M.gguf"
 
 

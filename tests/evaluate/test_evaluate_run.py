@@ -19,6 +19,7 @@ from components.gguf.runtime import open_gguf
 from pipelines.cli import main as finegate
 from tests.evaluate.test_judge_server import SCORE_FORMAT
 from tests.fixtures.servers import free_port
+from tests.fixtures.stage_outputs import write_stage_output
 
 pytestmark = pytest.mark.slow
 
@@ -171,13 +172,16 @@ def test_cli_reads_s3_inputs_and_records_an_unreachable_required_judge_as_a_fail
         finetuned_gguf, base_gguf, run_dir, s3_bucket, tmp_path, capsys):
     prefix = f"s3://{s3_bucket}/runs/demo"
     storage.publish(run_dir / "split", f"{prefix}/split")
-    storage.publish(finetuned_gguf, f"{prefix}/gguf/model-Q4_K_M.gguf")
+    storage.publish(finetuned_gguf.parent, f"{prefix}/gguf")
     dead = f"http://127.0.0.1:{free_port()}/v1"
     code = finegate(["evaluate", "--gguf", f"{prefix}/gguf/model-Q4_K_M.gguf", "--data-dir", f"{prefix}/split",
                      "--output-dir", str(tmp_path), "--base-model", str(base_gguf),
                      "--set", "evaluate.max_samples=4", "--set", "evaluate.n_ctx=512",
                      "--set", "evaluate.must_beat=[]", "--set", "gates.min_rouge_l=0",
                      "--set", "gates.max_degenerate_rate=1", "--set", "evaluate.judge.enabled=true",
+                     "--set", "gates.loosened.evaluate.must_beat=only the judge is under test",
+                     "--set", "gates.loosened.gates.min_rouge_l=only the judge is under test",
+                     "--set", "gates.loosened.gates.max_degenerate_rate=only the judge is under test",
                      "--set", f"evaluate.judge.url={dead}", "--set", "evaluate.judge.required=true",
                      "--set", "evaluate.judge.max_retries=1", "--set", "evaluate.judge.backoff_s=0.05"])
     err = capsys.readouterr().err
@@ -192,8 +196,8 @@ def test_cli_reads_s3_inputs_and_records_an_unreachable_required_judge_as_a_fail
 
 
 def test_cli_refuses_a_file_that_is_not_gguf(run_dir, tmp_path, capsys):
-    fake = tmp_path / "model.gguf"
-    fake.write_bytes(b"NOTAGGUF" + b"\0" * 64)
+    fake = write_stage_output(tmp_path / "gguf", "gguf", {"model.gguf": b"NOTAGGUF" + b"\0" * 64},
+                              details={"shipped": "model.gguf"}) / "model.gguf"
     code = finegate(["evaluate", "--gguf", str(fake), "--data-dir", str(run_dir / "split"),
                      "--output-dir", str(tmp_path / "out")])
     assert code == 2
@@ -204,9 +208,10 @@ def test_llama_cpp_perplexity_matches_transformers_on_the_same_f16_model(base_gg
     from components.evaluate.baselines import hf_base_tokenizer_and_model
     from components.evaluate.core import prompt_formatter, read_test_rows
     from components.evaluate.systems import run_gguf
+    from components.split.outputs import read_splits
 
     cfg = load_config(None, ["evaluate.n_ctx=512", "evaluate.max_new_tokens=4"])
-    rows = read_test_rows(run_dir / "split" / "test.jsonl", 8)
+    rows = read_test_rows(read_splits(run_dir / "split", run_dir / "cache"), 8)
     prompts, refs = [r["prompt"] for r in rows], [r["reference"] for r in rows]
     model, tokenizer = hf_base_tokenizer_and_model(base_model_dir)
     fmt = prompt_formatter(cfg, tokenizer)

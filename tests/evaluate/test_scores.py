@@ -6,7 +6,6 @@ import pytest
 
 from components.common.config import RunConfig
 from components.common.errors import InputError
-from components.common.report import write_jsonl
 from components.evaluate.baselines import (
     HeuristicSpec,
     first_sentence,
@@ -16,6 +15,7 @@ from components.evaluate.baselines import (
 )
 from components.evaluate.core import deltas_against, system_metrics
 from components.evaluate.systems import SystemOutputs
+from components.split.outputs import SplitRow
 
 ROWS = [
     {"prompt": "四十歳でピアノを再開した。毎晩十五分だけ鍵盤に触れている。", "reference": "四十歳でピアノを再開して半年"},
@@ -81,25 +81,25 @@ def test_heuristic_title_is_cut_to_the_length_and_loses_dangling_punctuation():
     assert titles == ["四十歳でピアノを", "週末に近所の山を", "在宅勤務が続き"]
 
 
-def _train_rows(tmp_path, rows):
-    write_jsonl(tmp_path / "train.jsonl", [{"prompt": p, "completion": c} for p, c in rows])
-    return tmp_path / "train.jsonl"
+def _train_rows(pairs) -> list[SplitRow]:
+    return [SplitRow(id=f"t{i}", source_line=i + 1, split="train", prompt=p, completion=c)
+            for i, (p, c) in enumerate(pairs)]
 
 
 def test_title_length_is_the_median_training_title(tmp_path):
-    path = _train_rows(tmp_path, [("本文。", "あ" * n) for n in (10, 12, 30)])
-    assert learn_heuristic(path, CFG).title_chars == 12
+    rows = _train_rows([("本文。", "あ" * n) for n in (10, 12, 30)])
+    assert learn_heuristic(rows, CFG).title_chars == 12
     with pytest.raises(InputError, match="heuristic_title_chars"):
-        learn_heuristic(tmp_path / "missing.jsonl", CFG)
+        learn_heuristic([], CFG)
     fixed = CFG.model_copy(update={"evaluate": CFG.evaluate.model_copy(update={"heuristic_title_chars": 5})})
-    assert learn_heuristic(tmp_path / "missing.jsonl", fixed).title_chars == 5
+    assert learn_heuristic([], fixed).title_chars == 5
 
 
 def test_instruction_paragraphs_that_open_many_prompts_are_skipped(tmp_path):
     ask = "次の記事本文にふさわしいタイトルを付けてください。"
     rows = [(f"{ask}\n\n記事{i}の本文です。続きがあります。", "十文字のタイトル例") for i in range(3)]
     rows.append(("朝の散歩を始めた。\n\n二段落目。", "散歩で見つけた十文字"))  # an article's own first paragraph, seen once
-    spec = learn_heuristic(_train_rows(tmp_path, rows), CFG)
+    spec = learn_heuristic(_train_rows(rows), CFG)
     assert spec.instructions == {ask}
     assert spec.title(f"{ask}\n\nピアノを再開した。毎晩弾いている。") == "ピアノを再開した"
     assert spec.title("朝の散歩を始めた。\n\n二段落目。") == "朝の散歩を始めた"
