@@ -329,6 +329,28 @@ class TinyBaseSection(Section):
     hold_out_eval_splits: bool = True
 
 
+class ImportGgufSection(Section):
+    """`finegate import-gguf`: a GGUF file turned into a Hugging Face base-model folder (components/base_models)."""
+
+    dtype: Literal["float32", "bfloat16"] = Field(
+        "float32", description="Dtype of the saved safetensors; quantized GGUF weights are dequantized into it.")
+    verify_texts: list[str] = Field(
+        ["0歳児のいる家で在宅勤務をすると、オンライン会議の半分は『ミュートにします』で終わる。",
+         "退職金の見込み額、思ったより300万円少なかった",
+         "  全角　スペースと半角ｶﾀｶﾅ、絵文字😀\n改行も。",
+         "Hello, world! 12345 and 3.14"],
+        min_length=1,
+        description="Texts (and, when the file has a chat template, the first one as a chat prompt) that llama.cpp, "
+                    "the GGUF's tokenizer and the saved tokenizer must turn into the same token ids, and on which the "
+                    "saved model's logits must match the GGUF-loaded model's.")
+    max_logit_diff: float = Field(
+        1e-3, ge=0,
+        description="Largest |logit difference| allowed between the saved folder and the GGUF-loaded model (same "
+                    "weights, same dtype: anything above float rounding means the save lost something).")
+    num_threads: int | None = Field(
+        1, ge=1, description="torch CPU threads while loading and verifying (None: torch's default).")
+
+
 class DegenerateSection(Section):
     """How hf_check (and check-outputs) tells a broken output from a real answer (components/common/degenerate.py)."""
 
@@ -516,6 +538,7 @@ class RunConfig(Section):
     clean: CleanSection = CleanSection()
     split: SplitSection = SplitSection()
     tiny_base: TinyBaseSection = TinyBaseSection()
+    import_gguf: ImportGgufSection = ImportGgufSection()
     train: TrainSection = TrainSection()
     hf_check: HfCheckSection = HfCheckSection()
     gguf: GgufSection = GgufSection()
