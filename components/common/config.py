@@ -103,6 +103,11 @@ class CleanSection(Section):
     max_prompt_chars: int = Field(4000, ge=1)
     min_completion_chars: int = Field(4, ge=0)
     max_completion_chars: int = Field(60, ge=1)
+    truncate_prompt_chars: int | None = Field(
+        None, ge=1,
+        description="Cut each kept prompt to its first this many characters (after the length rules, before "
+                    "deduplication), so every later stage trains and evaluates on the same shorter text; for runs "
+                    "with a bounded CPU budget. None keeps prompts whole.")
     # Whole-text placeholders (compared after NFKC, case folding and stripping quotes/brackets).
     placeholders: list[str] = ["null", "none", "nan", "n/a", "undefined", "todo", "tbd", "untitled", "no title",
                                "title", "test", "sample", "xxx", "タイトル未定", "タイトル", "（タイトル）", "(タイトル)",
