@@ -36,6 +36,7 @@ COMMAND_MODULES = [
     "components.split.cli",
     "components.train.cli",
     "components.train.overfit_cli",
+    "components.base_models.cli",
     "components.hf_check.cli",
     "components.gguf.cli",
     "components.evaluate.cli",

@@ -88,6 +88,7 @@ class Tally:
     rejected: Counter = field(default_factory=Counter)
     contaminated_before: int = 0
     contaminated_by_rule: Counter = field(default_factory=Counter)
+    prompts_truncated: int = 0  # kept rows whose prompt was cut to clean.truncate_prompt_chars
 
 
 def run_clean(input_uri: str | Path, output_dir: str | Path, cfg: RunConfig) -> StageReport:
@@ -189,6 +190,7 @@ def _clean_rows(outcomes: Iterator[Outcome], cfg: RunConfig, where: str, kept_f:
         survivors_by_line[line] = survivor
         ids[record_id] = line
         tally.kept += 1
+        tally.prompts_truncated += row.prompt_truncated
         kept_f.write(json_line(row.kept))
     return tally, clusters
 
@@ -252,6 +254,7 @@ def _fill_report(report: StageReport, tally: Tally, clusters: dict[int, Cluster]
         "contamination_rate_after": _rate(after.contaminated, after.rows),
         "duplicate_rate_before": _rate(duplicates, tally.parsed),
         "duplicate_clusters": len(clusters),
+        "prompts_truncated": tally.prompts_truncated,
         "rows_per_second": round(tally.rows_in / elapsed, 1) if elapsed > 0 else None,
         "seconds": round(elapsed, 2),
     })

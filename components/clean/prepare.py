@@ -34,6 +34,7 @@ class Outcome(NamedTuple):
     exact_key: bytes | None
     signature: np.ndarray | int | str | None  # MinHash values (a row of Prepared.matrix in a batch)
     bands: list[int] | None  # LSH band keys of the signature
+    prompt_truncated: bool = False  # cut to clean.truncate_prompt_chars
 
 
 class Prepared(NamedTuple):
@@ -124,6 +125,10 @@ class RowPreparer:
         if bounds:
             return Outcome(line, row.raw, "length", bounds, True, None, None, None, None, None)
         contaminated = found[0] if found else None  # counted, though kept: clean.enabled is off
+        limit = cfg.clean.truncate_prompt_chars
+        truncated = limit is not None and len(prompt) > limit
+        if truncated:
+            prompt = prompt[:limit].rstrip()
 
         kept: dict[str, Any] = {"id": record.id if record.id is not None else f"row-{line}", "source_line": line,
                                 "prompt": prompt, "completion": completion}
@@ -134,7 +139,7 @@ class RowPreparer:
         text = dedup_text(prompt, completion, cfg.clean.dedup_on)
         key = compact(text)
         exact_key = hashlib.blake2b(key.encode("utf-8"), digest_size=16).digest()
-        return Outcome(line, row.raw, None, None, True, contaminated, kept, exact_key, key, None)
+        return Outcome(line, row.raw, None, None, True, contaminated, kept, exact_key, key, None, truncated)
 
     def recheck(self, lines: list[str]) -> Recheck:
         """Counts contamination in kept.jsonl lines, as the gate measures it."""

@@ -122,6 +122,11 @@ class CleanSection(Section):
     max_prompt_chars: int = Field(4000, ge=1)
     min_completion_chars: int = Field(4, ge=0)
     max_completion_chars: int = Field(60, ge=1)
+    truncate_prompt_chars: int | None = Field(
+        None, ge=1,
+        description="Cut each kept prompt to its first this many characters (after the length rules, before "
+                    "deduplication), so every later stage trains and evaluates on the same shorter text; for runs "
+                    "with a bounded CPU budget. None keeps prompts whole.")
     # Whole-text placeholders (compared after NFKC, case folding and stripping quotes/brackets).
     placeholders: list[str] = ["null", "none", "nan", "n/a", "undefined", "todo", "tbd", "untitled", "no title",
                                "title", "test", "sample", "xxx", "タイトル未定", "タイトル", "（タイトル）", "(タイトル)",
@@ -367,6 +372,28 @@ class TinyBaseSection(Section):
         "Loss weight of a training prompt's tokens in pre-training (the title and EOS weigh 1). Low, so the base "
         "learns the task's answer format without spending its few steps on continuing articles: on the 2-layer "
         "demo model, unweighted pre-training left every greedy answer a loop."))
+
+
+class ImportGgufSection(Section):
+    """`finegate import-gguf`: a GGUF file turned into a Hugging Face base-model folder (components/base_models)."""
+
+    dtype: Literal["float32", "bfloat16"] = Field(
+        "float32", description="Dtype of the saved safetensors; quantized GGUF weights are dequantized into it.")
+    verify_texts: list[str] = Field(
+        ["0歳児のいる家で在宅勤務をすると、オンライン会議の半分は『ミュートにします』で終わる。",
+         "退職金の見込み額、思ったより300万円少なかった",
+         "  全角　スペースと半角ｶﾀｶﾅ、絵文字😀\n改行も。",
+         "Hello, world! 12345 and 3.14"],
+        min_length=1,
+        description="Texts (and, when the file has a chat template, the first one as a chat prompt) that llama.cpp, "
+                    "the GGUF's tokenizer and the saved tokenizer must turn into the same token ids, and on which the "
+                    "saved model's logits must match the GGUF-loaded model's.")
+    max_logit_diff: float = Field(
+        1e-3, ge=0,
+        description="Largest |logit difference| allowed between the saved folder and the GGUF-loaded model (same "
+                    "weights, same dtype: anything above float rounding means the save lost something).")
+    num_threads: int | None = Field(
+        1, ge=1, description="torch CPU threads while loading and verifying (None: torch's default).")
 
 
 class DegenerateSection(Section):
@@ -617,6 +644,7 @@ class RunConfig(Section):
     clean: CleanSection = CleanSection()
     split: SplitSection = SplitSection()
     tiny_base: TinyBaseSection = TinyBaseSection()
+    import_gguf: ImportGgufSection = ImportGgufSection()
     train: TrainSection = TrainSection()
     hf_check: HfCheckSection = HfCheckSection()
     gguf: GgufSection = GgufSection()

@@ -58,6 +58,21 @@ def test_kept_rows_are_unified_and_normalized(tmp_path, cfg):
                      "completion": "AIと働く 3年目の本音", "category": "career", "group": "series-1"}]
 
 
+def test_truncated_prompts_are_judged_whole_and_deduplicated_as_cut(tmp_path, cfg):
+    cfg.clean.truncate_prompt_chars = 40
+    cfg.clean.max_prompt_chars = 200
+    same_opening = alpaca(0)
+    same_opening["input"] = body(0)[:20] + "ここから先は別の記事です。" + body(1)
+    too_long = alpaca(2)
+    too_long["input"] = body(2, length=300)
+    kept, rejected, report = clean(tmp_path, [alpaca(0), same_opening, too_long, alpaca(3)], cfg)
+    assert [len(r["prompt"]) for r in kept] == [40, 40]
+    assert kept[0]["prompt"] == (INSTRUCTION + "\n\n" + body(0))[:40]
+    # the length rule read the whole prompt; deduplication compared the cut ones
+    assert {r["source_line"]: r["rule"] for r in rejected} == {2: "exact_duplicate", 3: "length"}
+    assert report["metrics"]["prompts_truncated"] == 2
+
+
 def test_rows_without_an_id_get_one_from_their_line(tmp_path, cfg):
     kept, _, _ = clean(tmp_path, ["", alpaca(0), alpaca(1)], cfg)
     assert [(r["id"], r["source_line"]) for r in kept] == [("row-2", 2), ("row-3", 3)]
