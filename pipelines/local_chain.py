@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.common.config import RunConfig, dump_config, loosened_thresholds
+from components.common.redact import redact_config
 from components.common.report import StageReport, read_report
 from pipelines.summary import gate_rows, write_summary_files
 
@@ -65,8 +66,10 @@ def _gguf(cfg: RunConfig, out: Path) -> StageReport:
 def _evaluate(cfg: RunConfig, out: Path) -> StageReport:
     from components.evaluate.core import run_evaluate
 
+    # The same inputs the KFP component gets (components/evaluate/component.py): each earlier stage's output.
+    reports = [out / stage for stage in ("policy", "clean", "split", "train", "hf_check", "gguf")]
     return run_evaluate(out / "gguf", out / "split", out / "evaluate", cfg, base_model=cfg.train.base_model,
-                        train_dir=out / "train", reports=out)
+                        train_dir=out / "train", reports=reports)
 
 
 def _register(cfg: RunConfig, out: Path) -> StageReport:
@@ -86,7 +89,8 @@ def run_chain(cfg: RunConfig, output_dir: str | Path, stop_after: str | None = N
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("run_summary.json", "gates.md"):  # a summary describes this run or none
         (out / stale).unlink(missing_ok=True)
-    (out / "config.json").write_text(json.dumps(dump_config(cfg), ensure_ascii=False, indent=2), encoding="utf-8")
+    (out / "config.json").write_text(json.dumps(redact_config(dump_config(cfg)), ensure_ascii=False, indent=2),
+                                     encoding="utf-8")
     summary: dict = {"run": cfg.run.name, "output_dir": str(out), "passed": True, "stages": {},
                      "loosened": loosened_thresholds(cfg)}
     started_run = time.monotonic()

@@ -71,3 +71,36 @@ def describe_gate(gate: str) -> str:
 
 def write_summary_files(out: Path, summary: dict[str, Any], rows: list[dict[str, Any]]) -> None:
     (out / "gates.md").write_text(markdown(summary, rows), encoding="utf-8")
+
+
+def stage_markdown(report: dict[str, Any]) -> str:
+    """One stage's gate as Markdown (the KFP UI renders it on the task's page): verdict, reasons, checks."""
+    stage = report.get("stage", "?")
+    rows = [c for c in report.get("gate_checks") or []]
+    verdict = "passed" if report.get("passed") else "**FAILED**"
+    lines = [f"# {stage}: {verdict}", ""]
+    lines += [f"- {r}" for r in report.get("reasons") or []]
+    if rows:
+        lines += ["", "| gate | check | value | threshold | passed |", "|---|---|---|---|---|"]
+        for r in rows:
+            passed = "superseded" if r.get("superseded") else ("yes" if r["passed"] else "**NO**")
+            note = f" (loosened: {r['loosened']})" if r.get("loosened") else ""
+            lines.append(f"| {r['gate']} | {r['label']} | {show(r['value'])} | {_threshold(r)}{note} | {passed} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_run_summary(path: str | Path, run_dir: str | Path, cfg, register_report) -> None:
+    """The whole run's gate table as Markdown (the register task's summary artifact on a cluster)."""
+    from components.common.config import loosened_thresholds
+    from components.common.report import read_report
+
+    root = Path(run_dir)
+    reports = {s: read_report(root / s) for s in STAGE_ORDER if (root / s / "report.json").is_file()}
+    reports["register"] = register_report.to_dict()
+    details = register_report.details
+    summary = {"run": cfg.run.name, "passed": register_report.passed, "stages": {},
+               "failed_stage": None if register_report.passed else "register",
+               "model_uri": details.get("alias_uri") or details.get("model_uri"),
+               "gguf_sha256": (details.get("gguf") or {}).get("sha256"), "loosened": loosened_thresholds(cfg)}
+    summary["stages"]["register"] = {"reasons": register_report.reasons}
+    Path(path).write_text(markdown(summary, gate_rows(reports)), encoding="utf-8")

@@ -1,4 +1,4 @@
-"""KFP component around the train core (gate A)."""
+"""KFP component around the train core (the policy, then gate A)."""
 
 from kfp import dsl
 
@@ -7,15 +7,13 @@ from components.common.images import TRAIN_IMAGE
 
 @dsl.component(base_image=TRAIN_IMAGE, install_kfp_package=False)
 def train(splits: dsl.Input[dsl.Dataset], base_model: str, config_json: str, model: dsl.Output[dsl.Model],
-          metrics: dsl.Output[dsl.Metrics]) -> float:
-    """LoRA SFT on the splits; returns best_val_loss, which the pipeline's gate A compares with
-    gates.max_val_loss. An overfitting verdict or a policy violation fails the task itself."""
-    from components.common.errors import GateFailed
-    from components.common.kfp_glue import config_from_json, log_report
+          metrics: dsl.Output[dsl.Metrics], gate: dsl.Output[dsl.Markdown],
+          loss_curve: dsl.Output[dsl.HTML]) -> float:
+    """LoRA SFT on the splits; returns 1.0 when gate A (validation loss, overfitting) passed. The loss curve
+    is also a one-file HTML artifact, so the run's page shows it."""
+    from components.common.kfp_glue import config_from_json, log_report, write_image_html
     from components.train.core import run_train
 
     report = run_train(splits.path, base_model, model.path, config_from_json(config_json))
-    log_report(metrics, report)
-    if not report.passed:
-        raise GateFailed("gate A (train): " + "; ".join(report.reasons))
-    return float(report.metrics["best_val_loss"])
+    write_image_html(loss_curve.path, f"{model.path}/loss_curve.png", "train: loss curves and overfitting verdict")
+    return log_report(metrics, report, gate)
