@@ -27,6 +27,7 @@ def gate_rows(reports: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 def _threshold(check: dict[str, Any]) -> str:
     op = check["op"]
     text = f"{op} {show(check['threshold'])}" if op in ("<=", ">=") else str(check["threshold"])
+    text = f"in {text}" if op == "in" else text
     return text + (" *" if check.get("loosened") else "")
 
 

@@ -368,6 +368,10 @@ class TinyBaseSection(Section):
     # torch CPU threads for pre-training: these matrices are too small to gain from more (two threads ran a
     # step 4x slower than one on a shared 2-core machine).
     num_threads: int = Field(1, ge=1)
+    pretrain_template: str | None = Field(None, description=(
+        "How a train pair is written for pre-training ({prompt} then the title). None: train.prompt_template, "
+        "so the base already knows the task's format; another template leaves learning the format to the "
+        "fine-tuning, as with a real base model that has read articles and titles but never this instruction."))
     prompt_loss_weight: float = Field(0.1, ge=0, le=1, description=(
         "Loss weight of a training prompt's tokens in pre-training (the title and EOS weigh 1). Low, so the base "
         "learns the task's answer format without spending its few steps on continuing articles: on the 2-layer "

@@ -84,6 +84,10 @@ class Gate:
         ok = finite(value) and (value <= threshold if op == "<=" else value >= threshold)
         return self._record(Check(self.gate, self.stage, label, value, op, threshold, ok), reason)
 
+    def allowed(self, label: str, value: Any, allowed: str, ok: bool, reason: str, name: str | None = None) -> bool:
+        """A setting against the values a rule allows (the training policy: `train.lora.rank=8` in range 16-64)."""
+        return self._record(Check(self.gate, self.stage, label, value, "in", allowed, ok, name), reason)
+
     def rule(self, name: str, broken: bool, label: str, reason: str) -> bool:
         """An on/off rule (`gates.fail_on_overfit`): it fails the gate when it is on and broken."""
         on = bool(setting(self.cfg, name))

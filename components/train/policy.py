@@ -104,11 +104,12 @@ def policy_gate(check: PolicyCheck, stage: str, cfg: RunConfig):
     from components.common.gates import Gate
 
     gate = Gate("policy", stage, cfg)
-    for violation in check.violations:
-        gate.fixed(violation.setting, float(check.passed), ">=", 1.0,
-                   reason=f"policy: {violation.message}; set train.policy_override_reason to go ahead anyway")
+    for v in check.violations:
+        overridden = f" (overridden: {check.override_reason})" if check.passed else ""
+        gate.allowed(v.setting + overridden, v.value, v.allowed, check.passed, name=v.setting,
+                     reason=f"policy: {v.message}; set train.policy_override_reason to go ahead anyway")
     if not check.violations:
-        gate.fixed("every rule of the standard holds", 1.0, ">=", 1.0, reason="")
+        gate.allowed("every rule of the standard", "holds", "the standard's ranges", True, reason="")
     return gate
 
 

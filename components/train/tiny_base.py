@@ -194,8 +194,9 @@ def token_stream(corpus: Corpus, tokenizer, cfg: RunConfig) -> tuple[list[int], 
 
     ids: list[int] = []
     weights: list[float] = []
+    template = cfg.tiny_base.pretrain_template or cfg.train.prompt_template
     for prompt, completion in corpus.pairs:
-        pair_ids, n_prompt = encode_pair(tokenizer, prompt, completion, cfg.train.prompt_template)
+        pair_ids, n_prompt = encode_pair(tokenizer, prompt, completion, template)
         ids.extend(pair_ids)
         weights.extend([cfg.tiny_base.prompt_loss_weight] * n_prompt + [1.0] * (len(pair_ids) - n_prompt))
     for text in corpus.texts:

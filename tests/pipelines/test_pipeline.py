@@ -1,4 +1,5 @@
-"""The KFP pipeline: compiled with its gates, and run by KFP's local runner up to a failing gate."""
+"""The KFP pipeline: compiled with one gate rule, and run as compiled by KFP's local runner, green through
+register on the demo config and stopped at the gate of a failing config."""
 
 import json
 
@@ -6,56 +7,97 @@ import pytest
 import yaml
 
 from components.common.config import load_config
-from pipelines.pipeline import build_pipeline, compile_pipeline
+from pipelines.pipeline import compile_pipeline
+
+# Every stage task and the display name of the gate_failed task its Else branch runs.
+GATES = {"policy": "policy failed", "clean": "gate 0 (data) failed", "split": "leak check failed",
+         "train": "gate A (training) failed", "hf-check": "gate B (inference quality) failed",
+         "gguf": "gate C/D (quantization fidelity) failed", "evaluate": "gate E (test set) failed",
+         "register": "registry failed"}
 
 
-def _conditions(spec: dict) -> list[str]:
-    found = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            cond = node.get("triggerPolicy", {}).get("condition")
-            if cond:
-                found.append(cond)
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(spec)
+def _walk(node, found):
+    if isinstance(node, dict):
+        found.append(node)
+        for v in node.values():
+            _walk(v, found)
+    elif isinstance(node, list):
+        for v in node:
+            _walk(v, found)
     return found
 
 
-def test_compiled_pipeline_gates_every_stage(tmp_path):
-    cfg = load_config(None, ["gates.max_val_loss=1.75"])
-    # The pipeline spec, then the kubernetes platform spec (kfp-kubernetes settings).
-    spec, platform = yaml.safe_load_all(open(compile_pipeline(cfg, str(tmp_path / "p.yaml"))))
-    conditions = _conditions(spec)
-    assert any("clean-Output" in c and "== 1.0" in c for c in conditions)
-    assert any("train-Output" in c and "<= 1.75" in c for c in conditions), "gate A compares best_val_loss"
-    assert any("hf-check-Output" in c for c in conditions)
-    assert any("gguf-Output" in c for c in conditions)
+def _compiled(tmp_path, *overrides):
+    spec, platform = yaml.safe_load_all(open(compile_pipeline(load_config(None, list(overrides)),
+                                                              str(tmp_path / "p.yaml"))))
+    return spec, platform
+
+
+def test_every_gate_is_a_condition_on_its_stage_output_with_its_own_failure_task(tmp_path):
+    spec, _ = _compiled(tmp_path)
+    nodes = _walk(spec, [])
+    conditions = [n["triggerPolicy"]["condition"] for n in nodes if "condition" in (n.get("triggerPolicy") or {})]
+    for stage in GATES:
+        # One rule: the stage's float output is compared with 1.0 (passed) or, for register's refusal, 0.0.
+        assert any(f"{stage}-Output" in c and ("== 1.0" in c or "== 0.0" in c) for c in conditions), stage
+    names = {n["taskInfo"]["name"] for n in nodes if isinstance(n.get("taskInfo"), dict)}
+    assert set(GATES.values()) <= names
+    assert not any("<=" in c for c in conditions), "no gate compares a figure in the DAG: stages compare"
+
+
+def test_gate_failed_reads_the_stage_metrics_and_tasks_get_their_cluster_settings(tmp_path):
+    spec, platform = _compiled(tmp_path)
+    failed = [n for n in _walk(spec, []) if n.get("componentRef", {}).get("name", "").startswith("comp-gate-failed")]
+    assert failed and all("metrics" in n["inputs"]["artifacts"] for n in failed)
     executors = spec["deploymentSpec"]["executors"]
     train_exec = next(v for k, v in executors.items() if k.startswith("exec-train"))
     assert train_exec["container"]["resources"]["accelerator"]["resourceType"] == "nvidia.com/gpu"
     train_platform = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-train"]
     assert train_platform["tolerations"][0]["key"] == "nvidia.com/gpu"
     assert train_platform["secretAsEnv"][0]["secretName"] == "finegate-s3"
+
+
+def test_the_config_and_its_thresholds_are_compiled_in(tmp_path):
+    spec, _ = _compiled(tmp_path, "gates.max_val_loss=1.75")
     defaults = spec["root"]["inputDefinitions"]["parameters"]
     assert json.loads(defaults["config_json"]["defaultValue"])["gates"]["max_val_loss"] == 1.75
 
 
-def test_local_runner_stops_the_pipeline_at_gate_0(tmp_path):
-    """v1's data (28% tag lists) with min_samples above what survives: the run must stop after clean."""
-    from kfp import local
+def _run_compiled(tmp_path, cfg, **arguments):
+    """The compiled YAML, loaded back and run by KFP's local runner (components in this Python)."""
+    from kfp import components, local
 
+    path = compile_pipeline(cfg, str(tmp_path / "pipeline.yaml"))
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"),
                raise_on_error=True)
-    cfg = load_config("configs/v1-replay.yaml", ["data.min_samples=5000"])
-    pipeline = build_pipeline(cfg)
+    components.load_component_from_file(path)(**arguments)
+
+
+def _ran(tmp_path) -> set[str]:
+    return {p.name for p in (tmp_path / "root").glob("*/*")}
+
+
+def test_a_v1_config_stops_at_the_policy_task_before_any_compute(tmp_path):
     with pytest.raises(RuntimeError, match="gate-failed"):
-        pipeline(raw_data_uri="data/sample/v1_replay.jsonl")
-    ran = {p.name for p in (tmp_path / "root").glob("*/*")}
-    assert "clean" in ran
-    assert "train" not in ran and "split" not in ran
+        _run_compiled(tmp_path, load_config("configs/v1-replay.yaml"))
+    assert _ran(tmp_path) == {"policy"}
+
+
+def test_too_few_clean_rows_stop_the_pipeline_at_gate_0(tmp_path):
+    cfg = load_config("configs/demo.yaml", ["data.min_samples=5000"])
+    with pytest.raises(RuntimeError, match="gate-failed"):
+        _run_compiled(tmp_path, cfg, raw_data_uri="data/sample/v1_replay.jsonl")
+    assert _ran(tmp_path) == {"policy", "clean"}
+    gate = next((tmp_path / "root").glob("*/clean/gate")).read_text(encoding="utf-8")
+    assert "fewer than data.min_samples=5000" in gate and "**FAILED**" in gate
+
+
+@pytest.mark.slow
+def test_the_demo_config_runs_green_through_register(tmp_path, demo_base, local_mlflow):
+    cfg = load_config("configs/demo.yaml")
+    _run_compiled(tmp_path, cfg, base_model=str(demo_base))
+    assert _ran(tmp_path) == {"policy", "clean", "split", "train", "hf-check", "gguf", "evaluate", "register"}
+    registration = next((tmp_path / "root").glob("*/register/summary")).read_text(encoding="utf-8")
+    assert f"Registered: `models:/{cfg.run.name}@challenger`" in registration
+    html = next((tmp_path / "root").glob("*/evaluate/report_html"))
+    assert html.is_file() and "<img" in html.read_text(encoding="utf-8")  # one file, images inlined
