@@ -31,6 +31,7 @@ from typing import Any
 
 from components.common.config import RunConfig, dump_config
 from components.common.errors import InputError
+from components.common.hf_models import load_causal_lm
 from components.common.report import StageReport
 from components.common.stage_output import StageOutput
 from components.gguf import compare
@@ -92,13 +93,11 @@ def encode_held_out(tokenizer, rows: list[dict[str, Any]], cfg: RunConfig, n_ctx
 
 def load_hf(model_dir: Path, cfg: RunConfig):
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = cfg.gguf.hf_device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=getattr(torch, cfg.gguf.hf_dtype))
+    model, tokenizer = load_causal_lm(model_dir, getattr(torch, cfg.gguf.hf_dtype), what="merged model")
     model.to(device).eval()
     return model, tokenizer
 

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from components.common.config import GgufSection
+from components.common.errors import InputError, one_line
 from components.gguf.header import check_header
 
 VERBOSE_ENV = "FINEGATE_LLAMA_VERBOSE"
@@ -32,9 +33,14 @@ def open_gguf(path: str | Path, gguf: GgufSection, n_ctx: int | None = None) -> 
 
     verbose = quiet_llama_log()
     n_ctx = n_ctx or gguf.n_ctx
-    llm = Llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx,
-                n_threads=gguf.n_threads, n_gpu_layers=gguf.n_gpu_layers, logits_all=True,
-                verbose=verbose)
+    try:
+        llm = Llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx,
+                    n_threads=gguf.n_threads, n_gpu_layers=gguf.n_gpu_layers, logits_all=True,
+                    verbose=verbose)
+    except (ValueError, RuntimeError, OSError) as exc:  # a well-formed file llama.cpp still cannot use
+        raise InputError(f"{path}: llama.cpp cannot load this GGUF ({one_line(str(exc))}); its header is valid, so "
+                         "the model itself is incomplete or of an architecture this llama.cpp does not know "
+                         f"(run with {VERBOSE_ENV}=1 to see llama.cpp's log)") from None
     try:
         yield llm
     finally:

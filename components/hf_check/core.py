@@ -37,6 +37,7 @@ from components.common.config import RunConfig
 from components.common.degenerate import FLAGS, inspect_generation, output_chars
 from components.common.errors import InputError
 from components.common.gates import Gate
+from components.common.hf_models import load_causal_lm
 from components.common.report import StageReport, write_jsonl
 from components.common.stage_output import StageOutput
 from components.common.token_budget import (
@@ -86,22 +87,11 @@ def token_budget(tokenizer, titles: list[str], cfg: RunConfig, explicit: int | N
                                 cfg.hf_check.degenerate.max_output_chars, cfg.hf_check.token_budget_margin)
 
 
-def load_model(model_dir: Path):
+def load_model(model_dir: Path, what: str = "merged model"):
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if not (model_dir / "config.json").is_file():
-        raise InputError(f"{model_dir}: not a Hugging Face model folder (no config.json); pass the train stage's "
-                         "merged/ folder")
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-        model = AutoModelForCausalLM.from_pretrained(
-            str(model_dir), dtype=torch.bfloat16 if device == "cuda" else torch.float32)
-    except Exception as exc:  # noqa: BLE001
-        # from_pretrained parses a folder the user handed over; whatever it raises on a malformed one (ValueError,
-        # KeyError, TypeError, safetensors' SafetensorError, OSError ...) is a verdict on that folder, not a bug here.
-        raise InputError(f"{model_dir}: not a loadable Hugging Face model ({type(exc).__name__}: {exc})") from None
+    model, tokenizer = load_causal_lm(model_dir, torch.bfloat16 if device == "cuda" else torch.float32, what=what)
     return model.to(device).eval(), tokenizer
 
 

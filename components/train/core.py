@@ -52,6 +52,7 @@ from components.common import storage
 from components.common.config import RunConfig, dump_config
 from components.common.errors import ConfigError, InputError
 from components.common.gates import Gate
+from components.common.hf_models import load_causal_lm, require_safetensors
 from components.common.report import StageReport
 from components.common.stage_output import StageOutput
 from components.split.outputs import read_splits
@@ -118,12 +119,7 @@ def _localize_model(base_model: str, cache: Path, cfg: RunConfig) -> Path | str:
     if storage.is_s3(base_model) or Path(base_model).exists():
         local = storage.localize(base_model, cache, verify=cfg.storage.verify_sha256,
                                  external=cfg.storage.external_raw_inputs)
-        if not local.is_dir():
-            raise InputError(f"{base_model}: a base model is a folder (config.json, *.safetensors, tokenizer)")
-        if not any(local.glob("*.safetensors")):
-            found = sorted(p.name for p in local.iterdir())
-            raise InputError(f"{base_model}: no *.safetensors weights (found {found}); only safetensors are "
-                             "loaded, pickled *.bin weights can run code")
+        require_safetensors(local, "base model")
         return local
     if base_model.count("/") > 1 or base_model.startswith((".", "/")):
         raise InputError(f"{base_model}: no such folder (and not a hub id like org/name)")
@@ -140,27 +136,17 @@ def _digest(data: Path, base_model: str, cfg: RunConfig) -> str:
 
 def _load(model_dir: Path | str, cfg: RunConfig):
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     bf16 = _bf16()
-    kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if bf16 else torch.float32, "use_safetensors": True,
-                              "trust_remote_code": cfg.train.trust_remote_code}
+    extra: dict[str, Any] = {}
     if cfg.train.quantization == "4bit":
         from transformers import BitsAndBytesConfig
 
-        kwargs["quantization_config"] = BitsAndBytesConfig(
+        extra["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch.bfloat16)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=cfg.train.trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
-    except Exception as exc:  # noqa: BLE001
-        # from_pretrained parses a folder the user handed over; whatever it raises on a malformed one (ValueError,
-        # KeyError, TypeError, safetensors' SafetensorError, OSError ...) is a verdict on that folder, not a bug here.
-        if isinstance(exc, ValueError) and "trust_remote_code" in str(exc):
-            raise ConfigError(f"{model_dir}: this model needs its own code; set train.trust_remote_code=true "
-                              "only if you trust it") from None
-        raise InputError(f"{model_dir}: cannot load the base model ({type(exc).__name__}: {exc})") from None
+    model, tokenizer = load_causal_lm(model_dir, torch.bfloat16 if bf16 else torch.float32,
+                                      trust_remote_code=cfg.train.trust_remote_code, what="base model", **extra)
     return model, tokenizer, bf16
 
 
