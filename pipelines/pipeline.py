@@ -19,10 +19,14 @@ Every threshold comes from the run config compiled into the pipeline (`config_js
 CLI and the tests use; `finegate compile --config FILE` writes the YAML for a cluster.
 """
 
+from pathlib import Path
+
 from kfp import dsl, kubernetes
 
 from components.clean.component import clean
+from components.common import storage
 from components.common.config import RunConfig
+from components.common.errors import ConfigError
 from components.common.images import DATA_IMAGE
 from components.common.kfp_glue import config_to_json
 from components.evaluate.component import evaluate
@@ -46,95 +50,144 @@ def gate_failed(gate: str, stage: str, metrics: dsl.Input[dsl.Metrics]) -> None:
 S3_SECRET = "finegate-s3"
 S3_ENV_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")
 ENDPOINTS_CONFIG_MAP = "finegate-endpoints"
+MODEL_CACHE = "/model-cache"
+SCRATCH = "/scratch"
+USES_MODELS = ("train", "hf_check", "gguf", "evaluate")
 
 
-def on_cluster(task, gpu: bool = False, cpu: str | None = None, memory: str | None = None):
-    """What a stage's pod needs on a cluster: S3 credentials (k8s/secrets), and for GPU stages one NVIDIA GPU
-    plus a toleration for tainted GPU pools. Ignored by KFP's local runner."""
+def on_cluster(task, name: str, cfg: RunConfig):
+    """What a task's pod gets on a cluster, from the config's `cluster` section (components/common/cluster.py):
+    S3 credentials (k8s/secrets), requests and limits, GPUs with a toleration for tainted GPU pools and the
+    configured node labels, a scratch volume as TMPDIR, the shared model cache, retries with backoff, a
+    timeout, and a non-root user (KFP's compiler adds the rest of the restricted profile: no privilege
+    escalation, no capabilities, the RuntimeDefault seccomp profile)."""
+    settings = cfg.cluster
+    r = settings.task(name)
     kubernetes.use_secret_as_env(task, secret_name=S3_SECRET, secret_key_to_env={k: k for k in S3_ENV_KEYS})
-    if gpu:
-        task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
+    task.set_cpu_request(r.cpu_request).set_cpu_limit(r.cpu_limit)
+    task.set_memory_request(r.memory_request).set_memory_limit(r.memory_limit)
+    if r.gpus:
+        task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(r.gpus)
         kubernetes.add_toleration(task, key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")
-    if cpu:
-        task.set_cpu_request(cpu)
-    if memory:
-        task.set_memory_request(memory)
+        for key, value in settings.gpu_node_selector.items():
+            kubernetes.add_node_selector(task, label_key=key, label_value=value)
+    if r.scratch:
+        kubernetes.add_ephemeral_volume(task, volume_name="scratch", mount_path=SCRATCH,
+                                        access_modes=["ReadWriteOnce"], size=r.scratch)
+        task.set_env_variable("TMPDIR", SCRATCH)
+    if settings.model_cache_pvc and name in USES_MODELS:
+        kubernetes.mount_pvc(task, pvc_name=settings.model_cache_pvc, mount_path=MODEL_CACHE)
+        task.set_env_variable("HF_HOME", f"{MODEL_CACHE}/huggingface")
+    if r.retries:
+        task.set_retry(num_retries=r.retries, backoff_duration=f"{r.backoff_s}s", backoff_factor=2.0)
+    if r.timeout_s:
+        kubernetes.set_timeout(task, r.timeout_s)
+    kubernetes.set_security_context(task, run_as_user=settings.run_as_user, run_as_group=settings.run_as_user,
+                                    run_as_non_root=True)
+    if name == "register":  # the cluster's MLflow server (k8s/mlflow), unless register.tracking_uri names one
+        kubernetes.use_config_map_as_env(task, config_map_name=ENDPOINTS_CONFIG_MAP,
+                                         config_map_key_to_env={"MLFLOW_TRACKING_URI": "MLFLOW_TRACKING_URI"})
     return task
 
 
-def _failed(gate: str, stage: str, task) -> None:
-    gate_failed(gate=gate, stage=stage, metrics=task.outputs["metrics"]).set_display_name(f"{gate} failed")
+def _failed(gate: str, stage: str, task, place) -> None:
+    place(gate_failed(gate=gate, stage=stage, metrics=task.outputs["metrics"]).set_display_name(f"{gate} failed"),
+          "gate_failed")
 
 
-def build_pipeline(cfg: RunConfig):
-    """The pipeline function for one run config (its thresholds and defaults baked in)."""
+def build_pipeline(cfg: RunConfig, for_cluster: bool = True):
+    """The pipeline function for one run config (its thresholds and defaults baked in); `for_cluster=False`
+    leaves out the pod settings (KFP's local runner)."""
     config_json = config_to_json(cfg)
+
+    def place(task, name: str):
+        # KFP's local runner would apply the env part (TMPDIR=/scratch) on a machine without /scratch.
+        return on_cluster(task, name, cfg) if for_cluster else task
+    # Without a run id in the config, KFP's own: a retried train pod of this run resumes its checkpoints.
+    run_id = cfg.run.run_id or (dsl.PIPELINE_JOB_ID_PLACEHOLDER if cfg.cluster.checkpoint_from_run_id else "")
 
     @dsl.pipeline(name=cfg.run.name.replace("_", "-"), description="LoRA fine-tuning with quality gates")
     def finegate_pipeline(raw_data_uri: str = cfg.data.input, base_model: str = cfg.train.base_model,
                           config_json: str = config_json):
-        checked = on_cluster(policy(config_json=config_json).set_display_name("policy (before any compute)"))
+        checked = place(policy(config_json=config_json).set_display_name("policy (before any compute)"), "policy")
         with dsl.If(checked.outputs["Output"] == 1.0, name="policy-holds"):
-            cleaned = on_cluster(clean(raw_data_uri=raw_data_uri, config_json=config_json)
-                                 .set_display_name("clean (gate 0)"))
+            cleaned = place(clean(raw_data_uri=raw_data_uri, config_json=config_json)
+                            .set_display_name("clean (gate 0)"), "clean")
             with dsl.If(cleaned.outputs["Output"] == 1.0, name="gate-0-data"):
-                splits = on_cluster(split(cleaned=cleaned.outputs["cleaned"], config_json=config_json)
-                                    .set_display_name("split (leak check)"))
+                splits = place(split(cleaned=cleaned.outputs["cleaned"], config_json=config_json)
+                               .set_display_name("split (leak check)"), "split")
                 with dsl.If(splits.outputs["Output"] == 1.0, name="leak-free-split"):
-                    trained = train(splits=splits.outputs["splits"], base_model=base_model, config_json=config_json)
-                    on_cluster(trained.set_display_name("train (gate A)"), gpu=True, cpu="4", memory="32G")
-                    _gate_a_onwards(trained, checked, cleaned, splits, base_model, config_json)
+                    trained = train(splits=splits.outputs["splits"], base_model=base_model, config_json=config_json,
+                                    run_id=run_id)
+                    place(trained.set_display_name("train (gate A)"), "train")
+                    _gate_a_onwards(place, trained, checked, cleaned, splits, base_model, config_json)
                 with dsl.Else():
-                    _failed("leak check", "split", splits)
+                    _failed("leak check", "split", splits, place)
             with dsl.Else():
-                _failed("gate 0 (data)", "clean", cleaned)
+                _failed("gate 0 (data)", "clean", cleaned, place)
         with dsl.Else():
-            _failed("policy", "policy", checked)
+            _failed("policy", "policy", checked, place)
 
     return finegate_pipeline
 
 
-def _gate_a_onwards(trained, checked, cleaned, splits, base_model, config_json) -> None:
+def _gate_a_onwards(place, trained, checked, cleaned, splits, base_model, config_json) -> None:
     with dsl.If(trained.outputs["Output"] == 1.0, name="gate-A-training"):
         samples = hf_check(model=trained.outputs["model"], splits=splits.outputs["splits"], config_json=config_json)
-        on_cluster(samples.set_display_name("hf_check (gate B)"), gpu=True, cpu="4", memory="32G")
+        place(samples.set_display_name("hf_check (gate B)"), "hf_check")
         with dsl.If(samples.outputs["Output"] == 1.0, name="gate-B-inference"):
             quantized = gguf(model=trained.outputs["model"], splits=splits.outputs["splits"], config_json=config_json)
-            on_cluster(quantized.set_display_name("gguf (gates C, D)"), cpu="8", memory="32G")
+            place(quantized.set_display_name("gguf (gates C, D)"), "gguf")
             with dsl.If(quantized.outputs["Output"] == 1.0, name="gate-CD-fidelity"):
                 evaluated = evaluate(gguf_model=quantized.outputs["gguf_model"], splits=splits.outputs["splits"],
                                      model=trained.outputs["model"], checked=checked.outputs["checked"],
                                      cleaned=cleaned.outputs["cleaned"], samples=samples.outputs["samples"],
                                      base_model=base_model, config_json=config_json)
-                on_cluster(evaluated.set_display_name("evaluate (gate E)"), cpu="8", memory="16G")
+                place(evaluated.set_display_name("evaluate (gate E)"), "evaluate")
                 with dsl.If(evaluated.outputs["Output"] == 1.0, name="gate-E-test-set"):
-                    _register(checked, cleaned, splits, trained, samples, quantized, evaluated, config_json)
+                    _register(place, checked, cleaned, splits, trained, samples, quantized, evaluated, config_json)
                 with dsl.Else():
-                    _failed("gate E (test set)", "evaluate", evaluated)
+                    _failed("gate E (test set)", "evaluate", evaluated, place)
             with dsl.Else():
-                _failed("gate C/D (quantization fidelity)", "gguf", quantized)
+                _failed("gate C/D (quantization fidelity)", "gguf", quantized, place)
         with dsl.Else():
-            _failed("gate B (inference quality)", "hf_check", samples)
+            _failed("gate B (inference quality)", "hf_check", samples, place)
     with dsl.Else():
-        _failed("gate A (training)", "train", trained)
+        _failed("gate A (training)", "train", trained, place)
 
 
-def _register(checked, cleaned, splits, trained, samples, quantized, evaluated, config_json) -> None:
+def _register(place, checked, cleaned, splits, trained, samples, quantized, evaluated, config_json) -> None:
     # Never cached: a cached task would report a version the registry may no longer hold.
     registered = register(checked=checked.outputs["checked"], cleaned=cleaned.outputs["cleaned"],
                           splits=splits.outputs["splits"], model=trained.outputs["model"],
                           samples=samples.outputs["samples"], gguf_model=quantized.outputs["gguf_model"],
                           evaluated=evaluated.outputs["evaluated"], config_json=config_json)
     registered.set_display_name("register (MLflow)").set_caching_options(False)
-    on_cluster(registered)
-    kubernetes.use_config_map_as_env(registered, config_map_name=ENDPOINTS_CONFIG_MAP,
-                                     config_map_key_to_env={"MLFLOW_TRACKING_URI": "MLFLOW_TRACKING_URI"})
+    place(registered, "register")
     with dsl.If(registered.outputs["Output"] == 0.0, name="registry-refused"):
-        _failed("registry", "register", registered)
+        _failed("registry", "register", registered, place)
 
 
-def compile_pipeline(cfg: RunConfig, package_path: str) -> str:
+def unreachable_inputs(cfg: RunConfig) -> list[str]:
+    """The inputs a pod cannot read: local paths (a pod has neither this checkout nor its .cache)."""
+    problems = []
+    if not storage.is_s3(cfg.data.input):
+        problems.append(f"data.input={cfg.data.input} is a local path; upload it and give its s3:// URI")
+    base = cfg.train.base_model
+    hub_id = base.count("/") == 1 and not base.startswith((".", "/", "~")) and not Path(base).exists()
+    if not storage.is_s3(base) and not hub_id:
+        problems.append(f"train.base_model={base} is a local folder; give a hub id (org/name) or an s3:// prefix")
+    return problems
+
+
+def compile_pipeline(cfg: RunConfig, package_path: str, for_cluster: bool = True) -> str:
+    """Writes the pipeline YAML. For a cluster (the default) the config's inputs must be reachable from a
+    pod; `for_cluster=False` compiles for KFP's local runner, which runs in this checkout."""
     from kfp import compiler
 
-    compiler.Compiler().compile(build_pipeline(cfg), package_path=package_path)
+    problems = unreachable_inputs(cfg) if for_cluster else []
+    if problems:
+        raise ConfigError("cannot compile for a cluster: " + "; ".join(problems)
+                          + " (or compile with --local for KFP's local runner)")
+    compiler.Compiler().compile(build_pipeline(cfg, for_cluster=for_cluster), package_path=package_path)
     return package_path

@@ -114,7 +114,7 @@ def fidelity(model_dir: Path, data_dir: Path | None, work: Path, quant: str) -> 
         from tests.gguf.tiny_model import write_splits
 
         data_dir = write_splits(work / "splits")
-    report = run_gguf(model_dir, data_dir, work / "stage", load_config(overrides=[f"gguf.quant_types=[{quant}]"]))
+    report = run_gguf(model_dir, data_dir, work / "stage", load_config(overrides=[f"gguf.quant_type={quant}", "gguf.ladder=[]"]))
     from components.gguf.compare import LLAMA_CPP_REFERENCE
 
     keys = ("greedy_agreement", "max_logit_diff", "mean_logit_diff", "f16_perplexity_drift", "tokenizer_match_rate",

@@ -95,12 +95,13 @@ def padded_share(splits: str, base: str, overrides: list[str]) -> float:
     from transformers import AutoTokenizer
 
     from components.common.config import load_config
-    from components.train.examples import encode_rows, read_split
+    from components.split.outputs import read_splits
+    from components.train.examples import encode_rows
 
     cfg = load_config(None, overrides)
     tokenizer = AutoTokenizer.from_pretrained(base)
-    encoded = encode_rows(read_split(Path(splits) / "train.jsonl"), tokenizer, cfg.train.prompt_template,
-                          cfg.train.max_seq_length)
+    rows = read_splits(splits, Path(splits) / ".cache").rows("train")
+    encoded = encode_rows(rows, tokenizer, cfg.train.prompt_template, cfg.train.max_seq_length)
     lengths = torch.tensor([len(ids) for ids in encoded.input_ids])
     order = torch.randperm(len(lengths), generator=torch.Generator().manual_seed(0))
     batch = cfg.train.per_device_batch_size

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from components.common.cluster import ClusterSection
 from components.common.errors import ConfigError, InputError
 from components.common.report import read_text
 
@@ -656,6 +657,7 @@ class RunConfig(Section):
     gates: GatesSection = GatesSection()
     # `register` is taken on a pydantic model (ABC.register), so the attribute is register_ and the key stays register.
     register_: RegisterSection = Field(RegisterSection(), alias="register")
+    cluster: ClusterSection = ClusterSection()
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 

@@ -27,9 +27,15 @@ def _walk(node, found):
     return found
 
 
+def _tasks(spec) -> dict[str, dict]:
+    """Every task of the compiled DAG by its id (clean, train, gate-failed-3, ...), however deep its condition."""
+    return {key: task for node in _walk(spec, []) if isinstance(node.get("tasks"), dict)
+            for key, task in node["tasks"].items()}
+
+
 def _compiled(tmp_path, *overrides):
-    spec, platform = yaml.safe_load_all(open(compile_pipeline(load_config(None, list(overrides)),
-                                                              str(tmp_path / "p.yaml"))))
+    cfg = load_config("configs/production.yaml", list(overrides))
+    spec, platform = yaml.safe_load_all(open(compile_pipeline(cfg, str(tmp_path / "p.yaml"))))
     return spec, platform
 
 
@@ -67,7 +73,7 @@ def _run_compiled(tmp_path, cfg, **arguments):
     """The compiled YAML, loaded back and run by KFP's local runner (components in this Python)."""
     from kfp import components, local
 
-    path = compile_pipeline(cfg, str(tmp_path / "pipeline.yaml"))
+    path = compile_pipeline(cfg, str(tmp_path / "pipeline.yaml"), for_cluster=False)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"),
                raise_on_error=True)
     components.load_component_from_file(path)(**arguments)
@@ -101,3 +107,54 @@ def test_the_demo_config_runs_green_through_register(tmp_path, demo_base, local_
     assert f"Registered: `models:/{cfg.run.name}@challenger`" in registration
     html = next((tmp_path / "root").glob("*/evaluate/report_html"))
     assert html.is_file() and "<img" in html.read_text(encoding="utf-8")  # one file, images inlined
+
+
+def _k8s(platform) -> dict:
+    return platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+
+
+def test_every_task_gets_requests_limits_a_non_root_user_and_a_timeout_from_the_config(tmp_path):
+    spec, platform = _compiled(tmp_path, "cluster.gguf.memory_limit=96Gi", "cluster.run_as_user=20001")
+    executors = spec["deploymentSpec"]["executors"]
+    for name, executor in executors.items():
+        resources = executor["container"]["resources"]
+        assert {"cpuRequest", "cpuLimit", "memoryRequest", "memoryLimit"} <= set(resources), name
+        k8s = _k8s(platform)[name]
+        assert k8s["securityContext"]["runAsNonRoot"] is True and int(k8s["securityContext"]["runAsUser"]) == 20001
+        assert int(k8s["activeDeadlineSeconds"]) > 0, name
+    gguf_exec = next(v for k, v in executors.items() if k.startswith("exec-gguf"))
+    assert gguf_exec["container"]["resources"]["memoryLimit"] == 96 * 2**30 or \
+        gguf_exec["container"]["resources"].get("resourceMemoryLimit") == "96Gi"
+
+
+def test_network_stages_retry_with_backoff_and_model_stages_get_scratch_and_the_cache(tmp_path):
+    spec, platform = _compiled(tmp_path, "cluster.model_cache_pvc=hf-cache",
+                               "cluster.gpu_node_selector={nvidia.com/gpu.product: NVIDIA-H100-80GB-HBM3}")
+    tasks = _tasks(spec)
+    for name in ("clean", "split", "train", "hf-check", "gguf", "evaluate", "register"):
+        assert tasks[name]["retryPolicy"]["maxRetryCount"] >= 2, name
+        assert tasks[name]["retryPolicy"]["backoffDuration"].endswith("s"), name
+    k8s = _k8s(platform)
+    assert k8s["exec-train"]["nodeSelector"]["labels"] == {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}
+    for name in ("exec-train", "exec-hf-check", "exec-gguf", "exec-evaluate"):
+        assert k8s[name]["pvcMount"][0]["constant"] == "hf-cache" or k8s[name]["pvcMount"][0].get("pvcName") == "hf-cache"
+        assert any(v["mountPath"] == "/scratch" for v in k8s[name]["genericEphemeralVolume"]), name
+    assert "pvcMount" not in k8s["exec-clean"]
+
+
+def test_the_train_task_gets_the_kfp_run_id_for_its_checkpoints(tmp_path):
+    spec, _ = _compiled(tmp_path)
+    train_task = _tasks(spec)["train"]
+    assert train_task["inputs"]["parameters"]["run_id"]["runtimeValue"]["constant"] == "{{$.pipeline_job_uuid}}"
+    spec, _ = _compiled(tmp_path, "run.run_id=fixed-id")
+    train_task = _tasks(spec)["train"]
+    assert train_task["inputs"]["parameters"]["run_id"]["runtimeValue"]["constant"] == "fixed-id"
+
+
+def test_compile_refuses_inputs_no_pod_can_read(capsys):
+    from pipelines.cli import main
+
+    assert main(["compile", "--config", "configs/demo.yaml", "--output", "/dev/null"]) == 2
+    err = capsys.readouterr().err
+    assert "data.input=data/sample/note_titles.jsonl is a local path" in err and err.count("\n") == 1
+    assert "train.base_model=.cache/tiny-base is a local folder" in err

@@ -98,3 +98,39 @@ def test_killed_run_resumes_from_s3_and_matches_an_uninterrupted_run(tmp_path, s
         assert torch.allclose(got[name], tensor, atol=1e-5), name
     for key in ("best_val_loss", "best_step", "global_step"):
         assert resumed_report["metrics"][key] == pytest.approx(whole_report["metrics"][key], rel=1e-4)
+
+
+def test_a_killed_train_task_restarted_in_the_same_kfp_run_resumes_from_its_checkpoint(tmp_path, s3_bucket, tiny_base,
+                                                                                       sample_splits):
+    """The pipeline gives the train task KFP's run id when the config has none (pipelines/pipeline.py): a pod
+    lost mid-run and retried in the same run finds its checkpoints under train.checkpoint_uri/<run id>/."""
+    from components.common.config import load_config
+    from components.common.kfp_glue import config_to_json
+
+    uri = f"s3://{s3_bucket}/kfp-checkpoints"
+    cfg = load_config(None, [*SETTINGS, f"train.checkpoint_uri={uri}"])
+    assert cfg.run.run_id is None
+    config_json = config_to_json(cfg)
+
+    def task(out: Path) -> subprocess.Popen:
+        out.mkdir(parents=True, exist_ok=True)
+        return subprocess.Popen([sys.executable, "-m", "tests.train.train_component_task", str(sample_splits),
+                                 str(tiny_base), str(out), "kfp-run-7f3a", config_json],
+                                stdout=open(out / "stdout", "wb"), stderr=open(out / "stderr", "wb"),
+                                start_new_session=True)
+
+    mirror = CheckpointMirror(uri, "kfp-run-7f3a", settings_digest="")
+    first = task(tmp_path / "pod-1")
+    deadline = time.monotonic() + 600
+    while not mirror.complete():
+        assert first.poll() is None, (tmp_path / "pod-1" / "stderr").read_text()[-3000:]
+        assert time.monotonic() < deadline, "no checkpoint reached S3 within 10 minutes"
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=30)
+
+    second = task(tmp_path / "pod-2")
+    assert second.wait(timeout=900) == 0, (tmp_path / "pod-2" / "stderr").read_text()[-3000:]
+    report = read_report(tmp_path / "pod-2" / "model")
+    assert report["metrics"]["resumed_from_step"] is not None and report["run_id"] == "kfp-run-7f3a"
+    assert "resuming from" in (tmp_path / "pod-2" / "stderr").read_text()
