@@ -6,6 +6,9 @@
 set -o errexit
 cd "$(dirname "$0")"
 
+# 0. Random passwords for MinIO and PostgreSQL (kept if already there), read by `kubectl apply -k k8s/`.
+../secrets/generate.sh
+
 reg_name='kind-registry'
 reg_port='5001'
 cluster_name="$(sed -n 's/^name: *//p' cluster.yaml)"
