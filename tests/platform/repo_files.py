@@ -18,7 +18,7 @@ IMAGES = REPO / "images"
 CONSTRAINTS = REPO / "requirements" / "constraints.txt"
 
 # Files that are YAML but not Kubernetes objects.
-NOT_OBJECTS = {"kustomization.yaml", "cluster.yaml"}
+NOT_OBJECTS = {"kustomization.yaml", "cluster.yaml", "upstream-images.yaml"}
 
 
 @dataclass(frozen=True)

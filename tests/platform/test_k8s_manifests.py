@@ -16,6 +16,7 @@ from components.common.config import load_config
 from tests.platform.repo_files import (
     CONSTRAINTS,
     K8S,
+    NOT_OBJECTS,
     REPO,
     build_script_images,
     containers,
@@ -318,7 +319,7 @@ def test_kustomizations_reference_files_that_exist_and_every_manifest_beside_the
                 problems.append(f"{path.relative_to(REPO)}: {entry} is a folder without kustomization.yaml")
             listed.add(target)
         for sibling in path.parent.glob("*.yaml"):
-            if sibling.name != "kustomization.yaml" and sibling.resolve() not in listed:
+            if sibling.name not in NOT_OBJECTS and sibling.resolve() not in listed:
                 problems.append(f"{path.relative_to(REPO)}: does not list {sibling.name}, so it is never applied")
     assert not problems, "\n".join(problems)
 
