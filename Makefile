@@ -7,7 +7,7 @@ RUN_DIR ?= runs/demo
 STAMP := $(VENV)/.finegate-setup
 TINY_BASE := .cache/tiny-base
 
-.PHONY: setup run test test-fast test-platform bench lint images images-push kind-up clean-runs
+.PHONY: setup setup-postgres run test test-fast test-platform bench lint images images-push kind-up clean-runs
 
 setup: $(STAMP)
 
@@ -28,6 +28,13 @@ $(TINY_BASE)/config.json: data/sample/note_titles.jsonl | $(STAMP)
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# tests/platform starts a real PostgreSQL (tests/fixtures/postgres.py) from Debian's package; install it
+# once, only when its server binaries are missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+setup-postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; }
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -44,6 +44,7 @@ COMMAND_MODULES = [
     "pipelines.run_cli",
     "pipelines.compile_cli",
     "pipelines.replay",
+    "pipelines.images_cli",
 ]
 
 

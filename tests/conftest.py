@@ -10,7 +10,8 @@ import pytest
 from components.common import storage
 from tests.fixtures.servers import moto_s3_server
 
-pytest_plugins = ["tests.fixtures.data", "tests.fixtures.mlflow_server", "tests.fixtures.models", "tests.fixtures.demo"]
+pytest_plugins = ["tests.fixtures.data", "tests.fixtures.mlflow_server", "tests.fixtures.models", "tests.fixtures.demo",
+                  "tests.fixtures.postgres"]
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample" / "note_titles.jsonl"

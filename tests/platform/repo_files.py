@@ -18,7 +18,7 @@ IMAGES = REPO / "images"
 CONSTRAINTS = REPO / "requirements" / "constraints.txt"
 
 # Files that are YAML but not Kubernetes objects.
-NOT_OBJECTS = {"kustomization.yaml", "cluster.yaml"}
+NOT_OBJECTS = {"kustomization.yaml", "cluster.yaml", "upstream-images.yaml"}
 
 
 @dataclass(frozen=True)
@@ -26,10 +26,11 @@ class K8sObject:
     path: Path
     index: int
     body: dict
+    source: str = ""  # where inside the file, when not the index-th YAML document (a secretGenerator entry)
 
     @property
     def where(self) -> str:
-        return f"{self.path.relative_to(REPO)}#{self.index}"
+        return f"{self.path.relative_to(REPO)}#{self.source or self.index}"
 
     @property
     def kind(self) -> str:
@@ -54,16 +55,52 @@ def load_all(path: Path) -> list:
 
 
 def k8s_objects() -> list[K8sObject]:
+    """Every object k8s/ defines: the YAML documents, plus the Secrets kustomize generates (see
+    `generated_secrets`)."""
     objects = []
     for path in yaml_files():
         if path.name in NOT_OBJECTS:
             continue
         objects.extend(K8sObject(path, i, doc) for i, doc in enumerate(load_all(path)))
-    return objects
+    return objects + generated_secrets()
 
 
 def kustomizations() -> list[tuple[Path, dict]]:
     return [(p, load_all(p)[0]) for p in sorted(K8S.rglob("kustomization.yaml"))]
+
+
+def file_value(path: Path) -> str:
+    """How a generated Secret's value read from a file appears here: the file's name, never its content."""
+    return f"<contents of {path.relative_to(REPO)}>"
+
+
+def generator_files(kustomization: Path, entry: dict) -> dict[str, Path]:
+    """{key: source file} of one secretGenerator/configMapGenerator entry (`KEY=path` or `path`)."""
+    sources = {}
+    for item in entry.get("files", []):
+        key, sep, source = item.partition("=")
+        if not sep:
+            key, source = Path(item).name, item
+        sources[key] = (kustomization.parent / source).resolve()
+    return sources
+
+
+def generated_secrets() -> list[K8sObject]:
+    """The Secrets of every kustomization's secretGenerator, as the objects kustomize would build: literal
+    values as written, file values as `file_value(path)` (the files are generated, never committed)."""
+    objects = []
+    for path, kust in kustomizations():
+        hash_suffix = not (kust.get("generatorOptions") or {}).get("disableNameSuffixHash")
+        for i, entry in enumerate(kust.get("secretGenerator", [])):
+            assert not entry.get("envs") and not hash_suffix, \
+                f"{path}: secretGenerator envs/hashed names are not read by tests/platform; extend repo_files.py"
+            values = dict(item.partition("=")[::2] for item in entry.get("literals", []))
+            values.update({key: file_value(source) for key, source in generator_files(path, entry).items()})
+            body = {"apiVersion": "v1", "kind": "Secret", "type": entry.get("type", "Opaque"),
+                    "metadata": {"name": entry["name"], "namespace": entry.get("namespace", kust.get("namespace"))},
+                    "stringData": values}
+            objects.append(K8sObject(path, i, body, source=f"secretGenerator[{i}]"))
+    return objects
 
 
 def pod_spec(obj: K8sObject) -> dict | None:

@@ -16,6 +16,7 @@ from components.common.config import load_config
 from tests.platform.repo_files import (
     CONSTRAINTS,
     K8S,
+    NOT_OBJECTS,
     REPO,
     build_script_images,
     containers,
@@ -229,18 +230,19 @@ def test_one_s3_identity_for_minio_components_mlflow_and_the_launcher():
                 f"{o.where}: finegate-s3 in {o.namespace} differs from MinIO's root user (k8s/minio/secret.yaml)"
 
 
-def test_mlflow_database_uri_matches_the_postgres_credentials():
-    values = secret_values(_find("Secret", "mlflow-postgres", "finegate")[0])
-    uri = urlparse(values["MLFLOW_BACKEND_STORE_URI"])
-    assert (uri.username, uri.password, uri.path.lstrip("/")) == (
-        values["POSTGRES_USER"], values["POSTGRES_PASSWORD"], values["POSTGRES_DB"])
-
-
-def test_template_secrets_carry_placeholders_not_credentials():
-    for o in _objects_of("Secret"):
-        for key, value in secret_values(o).items():
-            if re.search(r"PASSWORD|SECRET", key) and "change-me" not in value:
-                pytest.fail(f"{o.where}: {key} is not a change-me placeholder; real credentials stay out of git")
+def test_mlflow_database_uri_is_built_from_the_postgres_secret():
+    # The URI names user and database through $(VAR)s the container sets from mlflow-postgres, and the
+    # password goes to libpq as PGPASSWORD: one Secret, no copy of a credential that could drift.
+    mlflow = next(o for o in _objects_of("Deployment") if o.name == "mlflow")
+    container = containers(pod_spec(mlflow))[0]
+    uri = next(a.split("=", 1)[1] for a in container["args"] if a.startswith("--backend-store-uri="))
+    from_secret = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]
+                   if "secretKeyRef" in e.get("valueFrom", {})}
+    assert urlparse(uri).password is None, f"the backend URI carries a password: {uri}"
+    for var in re.findall(r"\$\((\w+)\)", uri):
+        assert from_secret.get(var, {}).get("name") == "mlflow-postgres", f"{uri}: $({var}) is not from mlflow-postgres"
+    wanted = {"POSTGRES_USER": "POSTGRES_USER", "POSTGRES_DB": "POSTGRES_DB", "PGPASSWORD": "POSTGRES_PASSWORD"}
+    assert {var: from_secret[var]["key"] for var in wanted} == wanted
 
 
 def _buckets(uri: str) -> str:
@@ -317,7 +319,7 @@ def test_kustomizations_reference_files_that_exist_and_every_manifest_beside_the
                 problems.append(f"{path.relative_to(REPO)}: {entry} is a folder without kustomization.yaml")
             listed.add(target)
         for sibling in path.parent.glob("*.yaml"):
-            if sibling.name != "kustomization.yaml" and sibling.resolve() not in listed:
+            if sibling.name not in NOT_OBJECTS and sibling.resolve() not in listed:
                 problems.append(f"{path.relative_to(REPO)}: does not list {sibling.name}, so it is never applied")
     assert not problems, "\n".join(problems)
 
