@@ -43,6 +43,7 @@ COMMAND_MODULES = [
     "components.register.cli",
     "pipelines.run_cli",
     "pipelines.compile_cli",
+    "pipelines.submit_cli",
 ]
 
 
