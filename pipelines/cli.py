@@ -45,6 +45,7 @@ COMMAND_MODULES = [
     "pipelines.compile_cli",
     "pipelines.replay",
     "pipelines.images_cli",
+    "pipelines.submit_cli",
 ]
 
 
