@@ -158,3 +158,12 @@ def test_compile_refuses_inputs_no_pod_can_read(capsys):
     err = capsys.readouterr().err
     assert "data.input=data/sample/note_titles.jsonl is a local path" in err and err.count("\n") == 1
     assert "train.base_model=.cache/tiny-base is a local folder" in err
+
+
+def test_every_pipeline_task_passes_the_restricted_pod_security_profile(tmp_path):
+    from tests.platform.pod_security import pipeline_task_violations
+
+    spec, platform = _compiled(tmp_path)
+    executors = list(spec["deploymentSpec"]["executors"])
+    assert len(executors) >= 9
+    assert pipeline_task_violations(_k8s(platform), executors) == {}
