@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from components.common.cluster import ClusterSection
 from components.common.errors import ConfigError, InputError
-from components.common.report import read_text
+from components.common.report import JsonProblem, parse_json, read_text
 
 
 class Section(BaseModel):
@@ -835,7 +835,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         except InputError as exc:
             raise ConfigError(str(exc)) from None
         try:
-            loaded = yaml.safe_load(text) or {}
+            # A run's config.json is JSON: YAML would read its escaped surrogate pairs (an emoji) as two lone halves.
+            loaded = (parse_json(text) if p.suffix == ".json" else yaml.safe_load(text)) or {}
+        except JsonProblem as exc:
+            raise ConfigError(f"{p}: {exc.reason}") from None
         except yaml.YAMLError as exc:
             raise ConfigError(_yaml_problem(p, exc)) from None
         except (ValueError, RecursionError) as exc:  # an integer too long for Python, nesting too deep

@@ -213,3 +213,31 @@ def read_output(uri: str | os.PathLike, stage: str, cache_dir: str | Path,
         directory = local if local.is_dir() else local.parent
         where = str(directory)
     return directory, verify_output(directory, stage, where, require_passed)
+
+
+def write_file_output(target: str | os.PathLike, write, inputs=()) -> str:
+    """One output file (check-outputs' JSONL, check-overfit's plot), local or s3://: `write(path)` fills a
+    temporary file, which then replaces the target in one step (a rename, or one upload with its sha256).
+    Refused like a stage output: a target that is an input, a folder, or not writable."""
+    uri = str(target)
+    for source in inputs:
+        if source is not None and (str(source) == uri or (not storage.is_s3(uri) and not storage.is_s3(str(source))
+                                                         and Path(uri).resolve() == Path(str(source)).resolve())):
+            raise InputError(f"output {uri} is the input {source}: writing it would replace what is read")
+    if storage.is_s3(uri):
+        with tempfile.TemporaryDirectory(prefix="finegate-output-") as tmp:
+            local = Path(tmp) / Path(storage.S3Location.parse(uri).key).name
+            write(local)
+            storage.publish(local, uri)
+        return uri
+    path = Path(uri)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give a file name")
+    check_output_location(path.parent if str(path.parent) else ".")
+    partial = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.partial{path.suffix}")  # suffix kept: formats
+    try:
+        write(partial)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return uri

@@ -58,6 +58,7 @@ def _read_rows(path: Path) -> list[dict]:
 def _check_outputs(args: argparse.Namespace) -> int:
     from components.common.degenerate import inspect_generation, inspect_output
     from components.common.report import write_jsonl
+    from components.common.stage_output import write_file_output
     from components.hf_check.core import degenerate_rates
 
     cfg = config_from_args(args)
@@ -71,7 +72,7 @@ def _check_outputs(args: argparse.Namespace) -> int:
             found = inspect_output(row["output"], prompt, cfg.hf_check.degenerate, cfg.clean, cfg.train.prompt_template)
         row["flags"] = list(found)
         row["flag_details"] = found
-    write_jsonl(args.output, rows)
+    write_file_output(args.output, lambda path: write_jsonl(path, rows), inputs=[args.input])
     rates = degenerate_rates(rows)
     summary = {"rows": len(rows), "flagged": sum(bool(r["flags"]) for r in rows),
                "any_flag_rate": rates.pop("any"), "rate_per_flag": rates, "output": str(args.output)}

@@ -64,7 +64,7 @@ def main_register(args: argparse.Namespace) -> int:
     run_config = run_dir / "config.json"
     config = args.config or (run_config if run_config.is_file() else None)
     cfg = load_config(config, args.overrides)
-    return finish(run_register(run_dir, args.output_dir or run_dir / "register", cfg))
+    return finish(run_register(run_dir, args.output_dir or Path(run_dir) / "register", cfg))
 
 
 def main_promote(args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ from components.common.config import RunConfig
 from components.common.errors import InputError, StorageError
 from components.common.redact import redact_config, redact_text, redact_uri
 from components.common.report import StageReport
+from components.common.stage_output import StageOutput, check_output_location
 from components.register import registry
 from components.register.prepare import Registration, prepare, prepare_refusal
 from components.register.run_dir import STAGE, RunDir, read_run_dir
@@ -49,6 +50,7 @@ from components.register.tracking import (
 def run_register(run_dir: str | Path, output_dir: str | Path, cfg: RunConfig,
                  sources: dict[str, str] | None = None) -> StageReport:
     """`sources`: where each stage's output really lives (KFP artifact URIs) when run_dir only links to it."""
+    check_output_location(output_dir)  # a bad place fails before MLflow is touched
     run = read_run_dir(run_dir, cfg, sources)
     report = StageReport(STAGE)
     uri = tracking_uri(cfg)
@@ -214,10 +216,12 @@ def _log_refused_run(refusal, cfg: RunConfig, uri: str) -> str:
 
 
 def _write(report: StageReport, out: Path) -> StageReport:
-    """Everything the report says passes through the redaction once more: it is printed and kept."""
+    """Everything the report says passes through the redaction once more: it is printed and kept. Written
+    as every stage output is (components/common/stage_output.py): local or s3://, the report last."""
     report.reasons[:] = [redact_text(r) for r in report.reasons]
     report.details = redact_config(report.details)
-    report.write(out)
+    with StageOutput(out, STAGE) as output:
+        output.finish(report)
     return report
 
 

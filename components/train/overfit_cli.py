@@ -33,9 +33,12 @@ def main(args: argparse.Namespace) -> int:
     state = load_trainer_state(args.trainer_state)
     verdict = detect_overfitting(state["log_history"], cfg)
     if args.plot:
+        from components.common.stage_output import write_file_output
         from components.train.loss_curve import plot_loss_curves
 
-        plot_loss_curves(state["log_history"], args.plot, verdict, early_stop_step=early_stop_step(state), cfg=cfg)
+        write_file_output(args.plot, lambda path: plot_loss_curves(state["log_history"], path, verdict,
+                                                                   early_stop_step=early_stop_step(state), cfg=cfg),
+                          inputs=[args.trainer_state])
     print(json.dumps(verdict.to_dict(), ensure_ascii=False, indent=2))
     if verdict.overfit:
         for reason in verdict.reasons:

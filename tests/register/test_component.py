@@ -5,21 +5,23 @@ from __future__ import annotations
 import pytest
 from kfp import dsl
 
-from components.common.errors import ConfigError, GateFailed
+from components.common.errors import ConfigError
 from components.common.kfp_glue import config_to_json
 from components.register.component import register
 from tests.register.run_dirs import make_run_dir
 
-STAGE_INPUTS = {"clean": ("cleaned", dsl.Dataset), "split": ("splits", dsl.Dataset), "train": ("model", dsl.Model),
+STAGE_INPUTS = {"policy": ("checked", dsl.Artifact), "clean": ("cleaned", dsl.Dataset), "split": ("splits", dsl.Dataset), "train": ("model", dsl.Model),
                 "hf_check": ("samples", dsl.Dataset), "gguf": ("gguf_model", dsl.Model),
-                "evaluate": ("evaluation", dsl.HTML)}
+                "evaluate": ("evaluated", dsl.Dataset)}
 
 
 def _call(run_dir, out, cfg):
     inputs = {arg: kind(uri=str(run_dir / stage)) for stage, (arg, kind) in STAGE_INPUTS.items()}
+    out.mkdir(parents=True, exist_ok=True)
     registration, metrics = dsl.Artifact(uri=str(out / "registration")), dsl.Metrics(uri=str(out / "metrics"))
+    summary = dsl.Markdown(uri=str(out / "summary"))
     result = register.python_func(**inputs, config_json=config_to_json(cfg), registration=registration,
-                                  metrics=metrics)
+                                  metrics=metrics, summary=summary)
     return result, registration, metrics
 
 
@@ -36,13 +38,18 @@ def test_component_registers_the_stage_artifacts_and_records_their_uris(tmp_path
     assert tags["finegate.source.gguf"] == str(run_dir / "gguf")
     assert tags["finegate.source.evaluate"] == str(run_dir / "evaluate")
     assert "finegate.run_dir" not in tags
+    summary = (tmp_path / "out" / "summary").read_text(encoding="utf-8")
+    assert f"**Every gate passed.** Registered: `models:/{name}@challenger`" in summary
 
 
-def test_component_fails_the_task_when_a_gate_failed(tmp_path, register_cfg, client):
+def test_component_returns_0_with_the_reasons_when_a_gate_failed(tmp_path, register_cfg, client):
+    """The pipeline's gate rule: the task returns 0.0 and logs why; the DAG's `registry` gate_failed task then
+    fails the run with these reasons."""
     run_dir = make_run_dir(tmp_path / "run", register_cfg, failed={"split": "leak: 3 pairs straddle splits"})
 
-    with pytest.raises(GateFailed, match="stage 'split' failed: leak: 3 pairs straddle splits"):
-        _call(run_dir, tmp_path / "out", register_cfg)
+    result, _, metrics = _call(run_dir, tmp_path / "out", register_cfg)
+    assert result == 0.0 and metrics.metadata["passed"] == 0.0
+    assert any("stage 'split' failed: leak: 3 pairs straddle splits" in r for r in metrics.metadata["reasons"])
     assert client.search_registered_models(filter_string=f"name = '{register_cfg.register_.model_name}'") == []
 
 
@@ -63,11 +70,15 @@ def test_pipeline_registers_after_evaluate_inside_the_last_gate_uncached(tmp_pat
     from components.common.images import GGUF_IMAGE
     from pipelines.pipeline import compile_pipeline
 
-    spec = next(yaml.safe_load_all(open(compile_pipeline(load_config(None), str(tmp_path / "p.yaml")))))
-    holder = next(c for c in spec["components"].values() if "register" in c.get("dag", {}).get("tasks", {}))
+    spec = next(yaml.safe_load_all(open(compile_pipeline(load_config("configs/production.yaml"),
+                                                         str(tmp_path / "p.yaml")))))
+    holder_name, holder = next((n, c) for n, c in spec["components"].items()
+                               if "register" in c.get("dag", {}).get("tasks", {}))
     task = holder["dag"]["tasks"]["register"]
-    assert "evaluate" in holder["dag"]["tasks"], "register runs in the same gate as evaluate"
-    assert task["dependentTasks"] == ["evaluate"]
-    assert task["inputs"]["artifacts"]["evaluation"]["taskOutputArtifact"]["producerTask"] == "evaluate"
+    # register runs only inside gate E's branch: after evaluate passed.
+    gate_e = next(t for c in spec["components"].values() for t in c.get("dag", {}).get("tasks", {}).values()
+                  if t["taskInfo"]["name"] == "gate-E-test-set")
+    assert gate_e["componentRef"]["name"] == holder_name
+    assert "== 1.0" in gate_e["triggerPolicy"]["condition"] and "evaluate-Output" in gate_e["triggerPolicy"]["condition"]
     assert task["cachingOptions"].get("enableCache", False) is False
     assert spec["deploymentSpec"]["executors"]["exec-register"]["container"]["image"] == GGUF_IMAGE
