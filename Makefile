@@ -22,9 +22,14 @@ $(STAMP): pyproject.toml requirements/base.txt requirements/dev.txt requirements
 run: setup $(TINY_BASE)/config.json
 	$(BIN)/finegate run --config $(CONFIG) --output-dir $(RUN_DIR)
 
-# The demo's base model: no hub is reachable, so a tiny Llama is built from the sample data (about a minute).
-$(TINY_BASE)/config.json: data/sample/note_titles.jsonl | $(STAMP)
-	$(BIN)/finegate make-tiny-base --corpus data/sample/note_titles.jsonl --output $(TINY_BASE) --config $(CONFIG)
+# The failed v1 run's faults, each replayed alone on its data and caught by its own gate (configs/v1-scenarios.yaml).
+replay: setup $(TINY_BASE)/config.json
+	$(BIN)/finegate replay --output-dir runs/replay
+
+# The demo's base model: no hub is reachable, so a tiny Llama is built from the sample data (a few minutes).
+# Always with the demo's settings (its tiny_base section): every config that names .cache/tiny-base means this model.
+$(TINY_BASE)/config.json: data/sample/note_titles.jsonl configs/demo.yaml | $(STAMP)
+	$(BIN)/finegate make-tiny-base --corpus data/sample/note_titles.jsonl --output $(TINY_BASE) --config configs/demo.yaml
 
 test: setup
 	$(BIN)/python -m pytest -q
