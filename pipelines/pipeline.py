@@ -140,7 +140,7 @@ def _gate_a_onwards(place, trained, checked, cleaned, splits, base_model, config
             place(quantized.set_display_name("gguf (gates C, D)"), "gguf")
             with dsl.If(quantized.outputs["Output"] == 1.0, name="gate-CD-fidelity"):
                 evaluated = evaluate(gguf_model=quantized.outputs["gguf_model"], splits=splits.outputs["splits"],
-                                     model=trained.outputs["model"], checked=checked.outputs["checked"],
+                                     train_report=trained.outputs["train_report"], checked=checked.outputs["checked"],
                                      cleaned=cleaned.outputs["cleaned"], samples=samples.outputs["samples"],
                                      base_model=base_model, config_json=config_json)
                 place(evaluated.set_display_name("evaluate (gate E)"), "evaluate")
@@ -159,7 +159,8 @@ def _gate_a_onwards(place, trained, checked, cleaned, splits, base_model, config
 def _register(place, checked, cleaned, splits, trained, samples, quantized, evaluated, config_json) -> None:
     # Never cached: a cached task would report a version the registry may no longer hold.
     registered = register(checked=checked.outputs["checked"], cleaned=cleaned.outputs["cleaned"],
-                          splits=splits.outputs["splits"], model=trained.outputs["model"],
+                          splits=splits.outputs["splits"], adapter=trained.outputs["adapter"],
+                          train_report=trained.outputs["train_report"],
                           samples=samples.outputs["samples"], gguf_model=quantized.outputs["gguf_model"],
                           evaluated=evaluated.outputs["evaluated"], config_json=config_json)
     registered.set_display_name("register (MLflow)").set_caching_options(False)

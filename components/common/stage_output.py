@@ -166,8 +166,15 @@ def _previous_manifest(report_path: Path) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-def verify_output(directory: Path, stage: str, where: str, require_passed: bool = True) -> dict[str, Any]:
-    """The stage report of a local output directory, after checking every file its manifest lists."""
+def _wanted(name: str, parts: tuple[str, ...] | None) -> bool:
+    return parts is None or any(name == p or name.startswith(p.rstrip("/") + "/") for p in parts)
+
+
+def verify_output(directory: Path, stage: str, where: str, require_passed: bool = True,
+                  parts: tuple[str, ...] | None = None, present_only: bool = False) -> dict[str, Any]:
+    """The stage report of a local output directory, after checking every file its manifest lists (or, with
+    `parts`, the files under those names: a consumer that reads merged/ only needs merged/ to be whole; with
+    `present_only`, the listed files that are there: a view assembled from several artifacts of one output)."""
     report_path = directory / REPORT_NAME
     if not report_path.is_file():
         raise InputError(f"{where}: no {REPORT_NAME}: not a finished '{stage}' output (the stage did not finish, "
@@ -187,6 +194,8 @@ def verify_output(directory: Path, stage: str, where: str, require_passed: bool 
         raise InputError(f"{where}/{REPORT_NAME}: no manifest of the files it describes; rerun the {stage} stage")
     for name, entry in manifest.items():
         path = directory / name
+        if not _wanted(name, parts) or (present_only and not path.exists()):
+            continue
         if not path.is_file():
             raise IntegrityError(f"{where}: {name} is missing although the {stage} report lists it; rerun the stage")
         if storage.sha256_file(path) != entry.get("sha256"):
@@ -197,22 +206,37 @@ def verify_output(directory: Path, stage: str, where: str, require_passed: bool 
     return report
 
 
-def read_output(uri: str | os.PathLike, stage: str, cache_dir: str | Path,
-                require_passed: bool = True) -> tuple[Path, dict[str, Any]]:
+def read_output(uri: str | os.PathLike, stage: str, cache_dir: str | Path, require_passed: bool = True,
+                parts: tuple[str, ...] | None = None) -> tuple[Path, dict[str, Any]]:
     """(local directory, report) of a verified stage output: a local directory, a file inside one (its
-    directory is read), or an s3:// prefix (downloaded under cache_dir)."""
+    directory is read), or an s3:// prefix (downloaded under cache_dir; with `parts`, only those and the
+    report are downloaded)."""
     where = str(uri)
     if storage.is_s3(where):
         if storage.exists(where):  # an object inside the output: read the whole output it belongs to
             where = where.rstrip("/").rsplit("/", 1)[0]
-        directory = storage.localize(where, Path(cache_dir), verify=True)
+        directory = _download(where, Path(cache_dir), parts)
     else:
         local = Path(where)
         if not local.exists():
             raise InputError(f"{local}: no such file or directory")
         directory = local if local.is_dir() else local.parent
         where = str(directory)
-    return directory, verify_output(directory, stage, where, require_passed)
+    return directory, verify_output(directory, stage, where, require_passed, parts)
+
+
+def _download(prefix: str, cache_dir: Path, parts: tuple[str, ...] | None) -> Path:
+    if parts is None:
+        return storage.localize(prefix, cache_dir, verify=True)
+    loc = storage.S3Location.parse(prefix)
+    directory = cache_dir / loc.bucket / loc.key.rstrip("/")
+    for name in (REPORT_NAME, *parts):
+        uri = f"{prefix.rstrip('/')}/{name.rstrip('/')}"
+        if storage.exists(uri):
+            storage.download_file(uri, directory / name, verify=True)
+        else:
+            storage.localize(uri, cache_dir, verify=True)  # a prefix: lands at cache_dir/bucket/key = directory/name
+    return directory
 
 
 def write_file_output(target: str | os.PathLike, write, inputs=()) -> str:

@@ -6,7 +6,7 @@ from components.common.images import GGUF_IMAGE
 
 
 @dsl.component(base_image=GGUF_IMAGE, install_kfp_package=False)
-def evaluate(gguf_model: dsl.Input[dsl.Model], splits: dsl.Input[dsl.Dataset], model: dsl.Input[dsl.Model],
+def evaluate(gguf_model: dsl.Input[dsl.Model], splits: dsl.Input[dsl.Dataset], train_report: dsl.Input[dsl.Artifact],
              checked: dsl.Input[dsl.Artifact], cleaned: dsl.Input[dsl.Dataset], samples: dsl.Input[dsl.Dataset],
              base_model: str, config_json: str, evaluated: dsl.Output[dsl.Dataset], report_html: dsl.Output[dsl.HTML],
              metrics: dsl.Output[dsl.Metrics], gate: dsl.Output[dsl.Markdown]) -> float:
@@ -20,9 +20,9 @@ def evaluate(gguf_model: dsl.Input[dsl.Model], splits: dsl.Input[dsl.Dataset], m
     from components.common.kfp_glue import config_from_json, log_report
     from components.evaluate.core import run_evaluate
 
-    reports = [checked.path, cleaned.path, splits.path, model.path, samples.path, gguf_model.path]
+    reports = [checked.path, cleaned.path, splits.path, train_report.path, samples.path, gguf_model.path]
     report = run_evaluate(gguf_model.path, splits.path, evaluated.path, config_from_json(config_json),
-                          base_model=base_model, train_dir=model.path, reports=reports)
+                          base_model=base_model, train_dir=train_report.path, reports=reports)
     if os.path.isfile(os.path.join(evaluated.path, "report.html")):
         shutil.copyfile(os.path.join(evaluated.path, "report.html"), report_html.path)
     return log_report(metrics, report, gate)

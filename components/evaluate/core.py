@@ -56,11 +56,10 @@ from components.evaluate.judge import judge_outputs
 from components.evaluate.systems import SystemOutputs, run_gguf
 from components.gguf.outputs import read_quantized
 from components.split.outputs import Splits, read_splits
-from components.train.outputs import read_trained
+from components.train.outputs import LOSS_CURVE, read_trained
 
 STAGE = "evaluate"
 SAMPLES = "samples.jsonl"
-LOSS_CURVE = "loss_curve.png"
 OVERLAP = ("rouge_l", "bleu", "chrf")
 # What the deltas compare, and for which of them lower is better (the HTML colours by it).
 DELTA_METRICS = ("rouge_l", "bleu", "chrf", "perplexity", "degenerate_rate", "judge_mean_score")
@@ -241,7 +240,7 @@ def _evaluate(gguf_path, data_dir, out: Path, cfg: RunConfig, base_model, train_
         gguf_local = shipped.path
         header = check_header(gguf_local)
         if train_dir is not None:
-            curve = read_trained(train_dir, Path(cache) / "train").loss_curve
+            curve = read_trained(train_dir, Path(cache) / "train", parts=(LOSS_CURVE,)).loss_curve
             if curve is not None:  # kept beside report.html, which shows it
                 loss_curve = Path(shutil.copy2(curve, out / LOSS_CURVE))
         base_ref = str(base_model or cfg.train.base_model)

@@ -42,7 +42,7 @@ from components.gguf.plot import PLOT_NAME, plot_fidelity
 from components.gguf.quantize import ftype_for, quantize
 from components.gguf.runtime import open_gguf, quiet_llama_log
 from components.split.outputs import Splits, read_splits
-from components.train.outputs import read_trained
+from components.train.outputs import MERGED, read_trained
 
 STAGE = "gguf"
 F16_NAME = "model-f16.gguf"
@@ -245,7 +245,7 @@ def run_gguf(model_dir: str | Path, data_dir: str | Path, output_dir: str | Path
     quiet_llama_log()
     with StageOutput(output_dir, STAGE, inputs=[model_dir, data_dir]) as output, \
             tempfile.TemporaryDirectory(prefix="finegate-gguf-") as tmp:
-        trained = read_trained(model_dir, Path(tmp) / "model")
+        trained = read_trained(model_dir, Path(tmp) / "model", parts=(MERGED,))
         held_rows = read_held_out(read_splits(data_dir, Path(tmp) / "data"), cfg.gguf.n_prompts)
         report = _convert_and_measure(trained.merged, held_rows, output.path, cfg)
         output.finish(report)

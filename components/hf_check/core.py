@@ -48,7 +48,7 @@ from components.common.token_budget import (
 )
 from components.split.outputs import Splits, read_splits
 from components.train.examples import encode_pair, uses_chat_template
-from components.train.outputs import read_trained
+from components.train.outputs import MERGED, read_trained
 
 STAGE = "hf_check"
 SAMPLES = "samples.jsonl"
@@ -278,7 +278,7 @@ def _check(model_dir: str | Path, data_dir: str | Path, out: Path, cfg: RunConfi
         rows = load_split_rows(splits, cfg.hf_check.splits, cfg.hf_check.max_prompts)
         if not rows:
             raise InputError(f"{data_dir}: the {', '.join(cfg.hf_check.splits)} splits hold no rows to generate for")
-        model, tokenizer = load_model(read_trained(model_dir, Path(cache) / "model").merged)
+        model, tokenizer = load_model(read_trained(model_dir, Path(cache) / "model", parts=(MERGED,)).merged)
         titles = training_titles(splits) + [r["reference"] for r in rows]
     budget = token_budget(tokenizer, titles, cfg, cfg.hf_check.max_new_tokens)
     print(f"hf_check: {budget.describe()}", file=sys.stderr)

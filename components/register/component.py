@@ -7,7 +7,7 @@ from components.common.images import GGUF_IMAGE
 
 @dsl.component(base_image=GGUF_IMAGE, install_kfp_package=False)
 def register(checked: dsl.Input[dsl.Artifact], cleaned: dsl.Input[dsl.Dataset], splits: dsl.Input[dsl.Dataset],
-             model: dsl.Input[dsl.Model],
+             adapter: dsl.Input[dsl.Model], train_report: dsl.Input[dsl.Artifact],
              samples: dsl.Input[dsl.Dataset], gguf_model: dsl.Input[dsl.Model], evaluated: dsl.Input[dsl.Dataset],
              config_json: str, registration: dsl.Output[dsl.Artifact], metrics: dsl.Output[dsl.Metrics],
              summary: dsl.Output[dsl.Markdown]) -> float:
@@ -30,17 +30,25 @@ def register(checked: dsl.Input[dsl.Artifact], cleaned: dsl.Input[dsl.Dataset], 
         # The local sqlite fallback would vanish with the pod while the task reported a registered version.
         raise ConfigError("no MLflow server: set MLFLOW_TRACKING_URI on the task (configmap finegate-endpoints) "
                           "or register.tracking_uri in the run config")
-    artifacts = {"policy": checked, "clean": cleaned, "split": splits, "train": model, "hf_check": samples,
-                 "gguf": gguf_model, "evaluate": evaluated}
+    artifacts = {"policy": checked, "clean": cleaned, "split": splits, "hf_check": samples, "gguf": gguf_model,
+                 "evaluate": evaluated}
     with tempfile.TemporaryDirectory(prefix="finegate-register-") as tmp:
         # The stage outputs arrive as separate artifacts: a run dir of links puts them where the core looks.
         run_dir = os.path.join(tmp, cfg.run.run_id or cfg.run.name)
         os.makedirs(run_dir)
         for stage, artifact in artifacts.items():
             os.symlink(artifact.path, os.path.join(run_dir, stage), target_is_directory=True)
+        # The train output arrives as two of its three artifacts (register does not read the merged model).
+        train_dir = os.path.join(run_dir, "train")
+        os.makedirs(train_dir)
+        for part in (adapter, train_report):
+            for name in os.listdir(part.path):
+                if not os.path.exists(os.path.join(train_dir, name)):
+                    os.symlink(os.path.join(part.path, name), os.path.join(train_dir, name))
         with open(os.path.join(run_dir, "config.json"), "w", encoding="utf-8") as f:
             json.dump(redact_config(dump_config(cfg)), f, ensure_ascii=False, indent=2)
-        report = run_register(run_dir, registration.path, cfg, sources={s: a.uri for s, a in artifacts.items()})
+        sources = {**{s: a.uri for s, a in artifacts.items()}, "train": train_report.uri, "train.adapter": adapter.uri}
+        report = run_register(run_dir, registration.path, cfg, sources=sources)
         write_run_summary(summary.path, run_dir, cfg, report)
     passed = log_report(metrics, report)
     for key in ("model_name", "model_version", "alias_uri", "mlflow_run_id", "tracking_uri"):

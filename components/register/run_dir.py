@@ -76,7 +76,9 @@ def _read_report(path: Path) -> dict[str, Any]:
     data = read_json(path, "a stage report")
     if not isinstance(data, dict) or not isinstance(data.get("passed"), bool):
         raise InputError(f"{path}: not a stage report (needs a boolean 'passed' field)")
-    verify_output(path.parent, str(data.get("stage")), str(path.parent), require_passed=False)
+    # present_only: on a cluster the train output arrives as separate artifacts and register gets the adapter
+    # and the report/curves, not the merged model it does not read (pipelines/pipeline.py).
+    verify_output(path.parent, str(data.get("stage")), str(path.parent), require_passed=False, present_only=True)
     return data
 
 

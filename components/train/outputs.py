@@ -53,6 +53,29 @@ def _output_of(uri: str) -> str:
     return uri
 
 
-def read_trained(output: str | Path, cache_dir: str | Path) -> TrainedModel:
-    directory, report = read_output(_output_of(str(output)), STAGE, cache_dir)
+def read_trained(output: str | Path, cache_dir: str | Path, parts: tuple[str, ...] | None = None) -> TrainedModel:
+    """`parts`: what the consumer reads (MERGED, ADAPTER, TRAINER_STATE, LOSS_CURVE); only those are
+    downloaded and verified, so hf_check and gguf never fetch the adapter and evaluate only the curve. On a
+    cluster the train task hands on three artifacts (merged model, adapter, report and curves), each with the
+    train report, and a consumer receives only the one it reads."""
+    directory, report = read_output(_output_of(str(output)), STAGE, cache_dir, parts=parts)
     return TrainedModel(directory, report)
+
+
+# What each of the train task's KFP artifacts holds (report.json goes with each): consumers take only theirs.
+ARTIFACT_PARTS = {"model": (MERGED,), "adapter": (ADAPTER,), "train_report": (TRAINER_STATE, LOSS_CURVE)}
+
+
+def hand_on(directory: str | Path, destinations: dict[str, str | Path]) -> None:
+    """Moves a finished train output into separate artifact folders ({artifact name: folder}), each with the
+    train report beside its parts, so every reader verifies what it got against the same manifest."""
+    import shutil
+
+    source = Path(directory)
+    for name, folder in destinations.items():
+        dest = Path(folder)
+        dest.mkdir(parents=True, exist_ok=True)
+        for part in ARTIFACT_PARTS[name]:
+            if (source / part).exists():
+                shutil.move(str(source / part), str(dest / part))
+        shutil.copy2(source / REPORT_NAME, dest / REPORT_NAME)

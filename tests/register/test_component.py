@@ -10,13 +10,15 @@ from components.common.kfp_glue import config_to_json
 from components.register.component import register
 from tests.register.run_dirs import make_run_dir
 
-STAGE_INPUTS = {"policy": ("checked", dsl.Artifact), "clean": ("cleaned", dsl.Dataset), "split": ("splits", dsl.Dataset), "train": ("model", dsl.Model),
+STAGE_INPUTS = {"policy": ("checked", dsl.Artifact), "clean": ("cleaned", dsl.Dataset), "split": ("splits", dsl.Dataset),
                 "hf_check": ("samples", dsl.Dataset), "gguf": ("gguf_model", dsl.Model),
                 "evaluate": ("evaluated", dsl.Dataset)}
 
 
 def _call(run_dir, out, cfg):
     inputs = {arg: kind(uri=str(run_dir / stage)) for stage, (arg, kind) in STAGE_INPUTS.items()}
+    # The train output as the pipeline hands it to register: its adapter and report/curves artifacts.
+    inputs["adapter"], inputs["train_report"] = dsl.Model(uri=str(run_dir / "train")), dsl.Artifact(uri=str(run_dir / "train"))
     out.mkdir(parents=True, exist_ok=True)
     registration, metrics = dsl.Artifact(uri=str(out / "registration")), dsl.Metrics(uri=str(out / "metrics"))
     summary = dsl.Markdown(uri=str(out / "summary"))
