@@ -71,6 +71,6 @@ grep -E '^build: .* built in ' "$logs/build.log"
 
 # No bytecode or pytest cache: as root, they would leave root-owned files in the checkout.
 FINEGATE_IMAGES_CHECK=1 FINEGATE_IMAGES="${images[*]}" PYTHONPATH="$PWD" PYTHONDONTWRITEBYTECODE=1 \
-  .venv/bin/python -m pytest -q -p no:cacheprovider tests/images
+  .venv/bin/python -m pytest -q -p no:cacheprovider --durations=0 tests/images
 docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E 'finegate' || true
 echo "images-check: passed in $((SECONDS - started)) s"
