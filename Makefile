@@ -7,7 +7,7 @@ RUN_DIR ?= runs/demo
 STAMP := $(VENV)/.finegate-setup
 TINY_BASE := .cache/tiny-base
 
-.PHONY: setup setup-postgres run test test-fast test-platform bench lint images images-push kind-up clean-runs
+.PHONY: setup setup-postgres run replay test test-fast test-platform bench lint images images-push images-check kind-up clean-runs
 
 setup: $(STAMP)
 
@@ -59,6 +59,11 @@ images:
 
 images-push:
 	images/build.sh --push
+
+# Builds base, data, gguf and mlflow from nothing and runs them (Docker, PostgreSQL; needs root): see
+# scripts/images_check.sh. `scripts/images_check.sh --with-train` adds the multi-GB CUDA train image.
+images-check: setup
+	scripts/images_check.sh
 
 kind-up:
 	k8s/kind/create.sh

@@ -4,6 +4,9 @@
 # llama-cpp-python has no wheel on PyPI: it builds from its sdist (5-11 minutes on 2 cores), so the
 # built wheel is cached under $FINEGATE_CACHE and reused. The converter (convert_hf_to_gguf.py) and the
 # gguf-py it must import come from the same sdist, so converter and runtime always match.
+#
+#   scripts/setup_llama_cpp.sh [VENV] [CONVERTER_DIR]
+#   LLAMA_CPP_INSTALL=0 ...   # only build the wheel and extract the converter (the gguf image's builder stage)
 set -euo pipefail
 
 VERSION="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
@@ -15,7 +18,10 @@ SDIST="$CACHE/llama_cpp_python-$VERSION.tar.gz"
 mkdir -p "$CACHE/wheels"
 if [ ! -f "$SDIST" ]; then
   echo "setup: downloading llama-cpp-python $VERSION sdist"
-  "$VENV/bin/pip" download -q --no-deps --no-binary :all: "llama-cpp-python==$VERSION" -d "$CACHE"
+  # --no-binary for this one package only: `--no-binary :all:` also forbids wheels of the build backend pip
+  # installs to read the sdist's metadata (scikit-build-core, cmake, ninja...), so with pip's cache off
+  # (Docker builds) it compiled that whole toolchain from source first: 27 minutes instead of seconds.
+  "$VENV/bin/pip" download -q --no-deps --no-binary llama-cpp-python "llama-cpp-python==$VERSION" -d "$CACHE"
 fi
 
 wheel=$(ls "$CACHE"/wheels/llama_cpp_python-"$VERSION"-*.whl 2>/dev/null | head -n1 || true)
@@ -27,15 +33,17 @@ if [ -z "$wheel" ]; then
     "$VENV/bin/pip" wheel -q --no-deps -w "$CACHE/wheels" "$SDIST"
   wheel=$(ls "$CACHE"/wheels/llama_cpp_python-"$VERSION"-*.whl | head -n1)
 fi
-installed=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("llama_cpp_python"))' 2>/dev/null || true)
-if [ "$installed" != "$VERSION" ]; then
-  # The server extra (OpenAI-compatible endpoint used by the LLM-as-judge tests) comes with the wheel.
-  # Under the project's constraints when they are at hand, so the extra's dependencies cannot move a pin.
-  constraints="$(dirname "$0")/../requirements/constraints.txt"
-  if [ -f "$constraints" ]; then
-    "$VENV/bin/pip" install -q -c "$constraints" "$wheel[server]"
-  else
-    "$VENV/bin/pip" install -q "$wheel[server]"
+if [ "${LLAMA_CPP_INSTALL:-1}" != 0 ]; then
+  installed=$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("llama_cpp_python"))' 2>/dev/null || true)
+  if [ "$installed" != "$VERSION" ]; then
+    # The server extra (OpenAI-compatible endpoint used by the LLM-as-judge tests) comes with the wheel.
+    # Under the project's constraints when they are at hand, so the extra's dependencies cannot move a pin.
+    constraints="$(dirname "$0")/../requirements/constraints.txt"
+    if [ -f "$constraints" ]; then
+      "$VENV/bin/pip" install -q -c "$constraints" "$wheel[server]"
+    else
+      "$VENV/bin/pip" install -q "$wheel[server]"
+    fi
   fi
 fi
 

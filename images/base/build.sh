@@ -9,15 +9,15 @@
 # root filesystem is made with debootstrap from the Debian mirror and turned into an image by
 # `docker import`. Needs root, debootstrap and a running Docker engine.
 #
-# TLS-intercepting proxies: every *.crt under EXTRA_CA_DIR (default /usr/local/share/ca-certificates,
-# where Debian keeps a host's extra CAs) is added to the image's trust store, and pip, requests and
-# OpenSSL are pointed at that store, so `pip install` in later builds trusts the same CAs as this host.
+# Certificates: only Debian's ca-certificates. A build host's extra CAs (a TLS-intercepting proxy's) never
+# enter this image: images/build.sh lends the host's CA bundle to each `pip install` step as a BuildKit
+# secret mount, which no layer keeps (images/README.md). PIP_CERT, REQUESTS_CA_BUNDLE and SSL_CERT_FILE
+# point pip, requests and OpenSSL at the system store, so that lent bundle is the one a build step uses.
 set -euo pipefail
 
 BASE_TAG="${BASE_TAG:-finegate/base:bookworm}"
 SUITE="${DEBIAN_SUITE:-bookworm}"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-EXTRA_CA_DIR="${EXTRA_CA_DIR:-/usr/local/share/ca-certificates}"
 # python3-venv brings ensurepip (pip for every venv); libgomp1 is the OpenMP runtime torch, llama.cpp and
 # scikit-learn wheels link against.
 PACKAGES="python3,python3-venv,ca-certificates,libgomp1"
@@ -40,14 +40,6 @@ deb $MIRROR $SUITE main
 deb $MIRROR $SUITE-updates main
 deb ${MIRROR%/debian}/debian-security $SUITE-security main
 EOF
-
-shopt -s nullglob
-extra=("$EXTRA_CA_DIR"/*.crt)
-if [ ${#extra[@]} -gt 0 ]; then
-  echo "base: adding ${#extra[@]} CA certificate(s) from $EXTRA_CA_DIR"
-  cp "${extra[@]}" "$rootfs/usr/local/share/ca-certificates/"
-  chroot "$rootfs" update-ca-certificates >/dev/null
-fi
 
 # An image, not a system: no apt cache, docs or man pages.
 chroot "$rootfs" apt-get clean

@@ -191,13 +191,30 @@ def dockerfile_instructions(path: Path) -> list[Instruction]:
     return instructions
 
 
+def run_flags(ins: Instruction) -> list[str]:
+    """A RUN instruction's own flags (`--mount=...`, `--network=...`), before its shell command."""
+    return list(_split_run(ins)[0])
+
+
+def _split_run(ins: Instruction) -> tuple[list[str], str]:
+    flags, rest = [], ins.args
+    while m := re.match(r"(--\S+)\s+", rest):
+        flags.append(m.group(1))
+        rest = rest[m.end():]
+    return flags, rest
+
+
+# Words that may stand before a command without being it: shell keywords and `NAME=value` assignments.
+_SHELL_KEYWORDS = {"then", "else", "do", "{", "!"}
+
+
 def pip_installs(instructions: list[Instruction]) -> list[tuple[Instruction, list[str]]]:
     """Each `pip install ...` command inside RUN instructions, split into words."""
     found = []
     for ins in instructions:
         if ins.keyword != "RUN":
             continue
-        lexer = shlex.shlex(ins.args, posix=True, punctuation_chars=True)
+        lexer = shlex.shlex(_split_run(ins)[1], posix=True, punctuation_chars=True)
         lexer.whitespace_split = True
         command: list[str] = []
         for token in [*lexer, ";"]:
@@ -205,7 +222,7 @@ def pip_installs(instructions: list[Instruction]) -> list[tuple[Instruction, lis
                 if len(command) >= 2 and command[0].endswith("pip") and command[1] == "install":
                     found.append((ins, command[2:]))
                 command = []
-            else:
+            elif command or not (token in _SHELL_KEYWORDS or re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", token)):
                 command.append(token)
     return found
 

@@ -1,11 +1,23 @@
 """Static checks of images/: every image the pipeline names is built, every image installs pinned versions
-(CUDA torch where training runs, CPU torch or none elsewhere), and each image holds what the components
-that run in it import. No Docker needed."""
+(CUDA torch where training runs, CPU torch or none elsewhere), each image holds what the components that
+run in it import and what `finegate compile` imports, runs as a numeric non-root user, and gets the build
+host's CA bundle only as a build-time secret. No Docker needed (tests/images builds and runs them)."""
 
 from __future__ import annotations
 
+import ast
 import fnmatch
+import importlib.metadata as metadata
+import json
+import os
 import re
+import subprocess
+import sys
+import tomllib
+from functools import cache
+from pathlib import Path
+
+from packaging.requirements import Requirement
 
 from components.common import images
 from components.gguf import convert
@@ -19,6 +31,7 @@ from tests.platform.repo_files import (
     pip_installs,
     requirement_lines,
     requirement_name,
+    run_flags,
 )
 from tests.platform.stage_imports import (
     canonical,
@@ -215,3 +228,137 @@ def test_image_python_packages_match_the_local_names():
     for path in sorted(IMAGES.glob("*/requirements.txt")):
         for line in requirement_lines(path):
             assert canonical(requirement_name(line)) == requirement_name(line)
+
+
+# ---- finegate compile inside the images ----
+
+@cache
+def _compile_distributions() -> frozenset[str]:
+    """The distributions `finegate compile` needs: the command runs in a fresh interpreter; every third-party
+    module finegate's own loaded modules import by name (a lazy import that ran included) is mapped to the
+    distribution whose RECORD lists its file. File level, since kfp, kfp-kubernetes and kfp-pipeline-spec all
+    install into the one `kfp` package. What those distributions import in turn is their declared
+    dependencies' business (`closure`), not an optional import that happens to succeed in this venv."""
+    probe = ("import json, os, sys, tempfile\n"
+             "from pipelines.cli import main\n"
+             "assert main(['compile', '--output', os.path.join(tempfile.mkdtemp(), 'p.yaml')]) == 0\n"
+             "print(json.dumps({n: f for n, m in list(sys.modules.items()) if (f := getattr(m, '__file__', None))}))\n")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert done.returncode == 0, f"finegate compile failed here: {done.stderr[-2000:]}"
+    loaded: dict[str, str] = json.loads(done.stdout.strip().splitlines()[-1])
+    own = {name: Path(f) for name, f in loaded.items() if Path(f).resolve().is_relative_to(REPO)}
+    imported: set[str] = set()
+    for path in own.values():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                imported.add(node.module)
+                imported.update(f"{node.module}.{alias.name}" for alias in node.names)
+    third_party = {m for m in imported if m in loaded and m not in own}
+    roots = sorted({os.path.realpath(p) for p in sys.path if p and os.path.isdir(p)}, key=len, reverse=True)
+    relative = set()
+    for module in third_party:
+        real = os.path.realpath(loaded[module])
+        root = next((r for r in roots if real.startswith(r + os.sep)), None)
+        if root is not None:
+            relative.add(os.path.relpath(real, root))
+    owners = {}
+    for dist in metadata.distributions():
+        for f in dist.files or []:
+            owners.setdefault(str(f), canonical(dist.metadata["Name"]))
+    return frozenset(owners[f] for f in relative if f in owners)
+
+
+def test_finegate_compile_imports_kfp_kubernetes_here():
+    # The check below is only as good as this probe: it must see the distribution the images once lacked.
+    assert {"kfp", "kfp-kubernetes"} <= _compile_distributions()
+
+
+def test_every_image_with_finegate_can_run_finegate_compile():
+    needed = _compile_distributions()
+    problems = []
+    for dockerfile in sorted(IMAGES.glob("*/Dockerfile")):
+        name = dockerfile.parent.name
+        installs = pip_installs(dockerfile_instructions(dockerfile))
+        if not any("/src" in words for _, words in installs):
+            continue  # no finegate package in this image (mlflow)
+        wanted = {requirement_name(line) for line in _requirements(name)} | INSTALLED_APART.get(name, set())
+        missing = needed - closure(wanted)
+        if missing:
+            problems.append(f"images/{name}: `finegate compile` needs {sorted(missing)}, which its requirements "
+                            "do not install")
+    assert not problems, "\n".join(problems)
+
+
+def test_pyproject_platform_extra_covers_finegate_compile():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    declared = project["dependencies"] + project["optional-dependencies"]["platform"]
+    missing = _compile_distributions() - closure({Requirement(r).name for r in declared})
+    assert not missing, f"pip install 'finegate[platform]' cannot run `finegate compile`: it lacks {sorted(missing)}"
+
+
+# ---- non-root users ----
+
+def _final_stage(dockerfile: Path):
+    instructions = dockerfile_instructions(dockerfile)
+    last = max(i.stage for i in instructions)
+    return [i for i in instructions if i.stage == last]
+
+
+def test_every_image_runs_as_a_numeric_non_root_user_with_its_own_home():
+    problems = []
+    for dockerfile in sorted(IMAGES.glob("*/Dockerfile")):
+        where = dockerfile.relative_to(REPO)
+        final = _final_stage(dockerfile)
+        users = [i.args for i in final if i.keyword == "USER"]
+        if not users:
+            problems.append(f"{where}: no USER, so the image runs as root")
+            continue
+        m = re.fullmatch(r"(\d+)(?::(\d+))?", users[-1])
+        if not m or int(m.group(1)) == 0:
+            problems.append(f"{where}: USER {users[-1]} is not a numeric non-root uid (runAsNonRoot checks a number)")
+            continue
+        uid = m.group(1)
+        runs = " ".join(i.args for i in final if i.keyword == "RUN")
+        if not re.search(rf"useradd\b[^&;]*--uid {uid}\b[^&;]*--create-home", runs):
+            problems.append(f"{where}: no `useradd --uid {uid} ... --create-home`: uid {uid} has no passwd entry or home")
+        homes = [re.search(r"\bHOME=(\S+)", i.args) for i in final if i.keyword == "ENV"]
+        homes = [h.group(1) for h in homes if h]
+        if not homes or homes[-1] in ("/", "/root"):
+            problems.append(f"{where}: HOME is not set to the user's own directory ({homes})")
+    assert not problems, "\n".join(problems)
+
+
+# ---- the build host's CA certificates stay out of the images ----
+
+BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+
+
+def _reaches_the_index(ins) -> bool:
+    return ins.keyword == "RUN" and (bool(pip_installs([ins])) or "setup_llama_cpp.sh" in ins.args)
+
+
+def test_every_step_that_reaches_the_package_index_borrows_the_ca_bundle_as_a_secret():
+    problems = []
+    for dockerfile in sorted(IMAGES.glob("*/Dockerfile")):
+        for ins in dockerfile_instructions(dockerfile):
+            if _reaches_the_index(ins) and \
+                    f"--mount=type=secret,id=ca-bundle,target={BUNDLE}" not in run_flags(ins):
+                problems.append(f"{dockerfile.relative_to(REPO)}: `RUN {ins.args[:80]}...` reaches the index "
+                                f"without the ca-bundle secret mounted at {BUNDLE} (fails behind a TLS proxy)")
+    assert not problems, "\n".join(problems)
+
+
+def test_no_dockerfile_copies_certificates_into_a_layer():
+    problems = [f"{d.relative_to(REPO)}: {i.keyword} {i.args}" for d in sorted(IMAGES.glob("*/Dockerfile"))
+                for i in dockerfile_instructions(d) if i.keyword in ("COPY", "ADD")
+                and re.search(r"ca-certificates|\.crt\b|\.pem\b", i.args)]
+    assert not problems, "certificates copied into an image layer:\n" + "\n".join(problems)
+
+
+def test_build_sh_lends_the_bundle_as_the_secret_the_dockerfiles_mount():
+    text = (IMAGES / "build.sh").read_text(encoding="utf-8")
+    assert re.search(r'--secret "id=ca-bundle,src=\$BUILD_CA_BUNDLE"', text)
+    assert "DOCKER_BUILDKIT=1" in text, "secret mounts need BuildKit"
