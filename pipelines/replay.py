@@ -34,6 +34,7 @@ class Scenario:
     caught_by: str
     remedy: str
     overrides: list[str] = field(default_factory=list)
+    reason_contains: str = ""  # the gate's reason must say this (the fault it saw, not another one)
 
 
 @dataclass
@@ -43,10 +44,12 @@ class Outcome:
     stage: str | None
     reason: str
     registered: str | None
+    reasons: list[str] = field(default_factory=list)
 
     @property
     def caught(self) -> bool:
-        return self.stopped_at == self.scenario.caught_by and self.registered is None
+        return (self.stopped_at == self.scenario.caught_by and self.registered is None
+                and self.scenario.reason_contains in " ".join(self.reasons))
 
 
 def load_scenarios(path: str | Path) -> tuple[str, list[Scenario]]:
@@ -65,20 +68,23 @@ def load_scenarios(path: str | Path) -> tuple[str, list[Scenario]]:
         if missing:
             raise ConfigError(f"{path}: scenario {i + 1} lacks {', '.join(missing)}")
         scenarios.append(Scenario(str(item["name"]), str(item["fault"]), str(item["caught_by"]), str(item["remedy"]),
-                                  common + [str(s) for s in item.get("set") or []]))
+                                  common + [str(s) for s in item.get("set") or []],
+                                  str(item.get("reason_contains") or "")))
     return str(tree["base"]), scenarios
 
 
-def run_scenario(base: str, scenario: Scenario, output_dir: Path) -> Outcome:
+def run_scenario(base: str, scenario: Scenario, output_dir: Path, extra: list[str] | tuple[str, ...] = ()) -> Outcome:
+    """`extra`: overrides on top of the scenario's own (e.g. the base model the tests build)."""
     from pipelines.local_chain import run_chain
 
-    cfg = load_config(base, scenario.overrides)
+    cfg = load_config(base, [*scenario.overrides, *extra])
     print(f"[replay] {scenario.name}: {scenario.fault}", file=sys.stderr, flush=True)
     summary = run_chain(cfg, output_dir / scenario.name)
     stage = summary.get("failed_stage")
     reasons = summary["stages"].get(stage, {}).get("reasons", []) if stage else []
-    return Outcome(scenario, summary.get("failed_gate"), stage, reasons[0] if reasons else "",
-                   summary.get("model_uri"))
+    reason = next((r for r in reasons if scenario.reason_contains and scenario.reason_contains in r),
+                  reasons[0] if reasons else "")
+    return Outcome(scenario, summary.get("failed_gate"), stage, reason, summary.get("model_uri"), reasons)
 
 
 def table(outcomes: list[Outcome], width: int = 110) -> list[str]:
