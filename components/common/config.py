@@ -284,9 +284,12 @@ class TrainJobSection(Section):
         "runtimes; torch-distributed runs the command with torchrun's PET_* environment)."))
     namespace: str | None = Field(None, description="Namespace of the TrainJob; None: the train task's own.")
     image: str | None = Field(None, description="Image of the training nodes; None: the train image the task runs in.")
-    timeout_s: int = Field(172800, ge=60, description=(
+    timeout_s: int = Field(172800, ge=1, description=(
         "The TrainJob's activeDeadlineSeconds, and how long the train task waits for it before deleting it."))
     poll_s: float = Field(30, gt=0, description="Seconds between two reads of the TrainJob's status.")
+    shm_size: str = Field("8Gi", description=(
+        "Size of the memory-backed /dev/shm of every node (counted against its memory limit): NCCL passes data "
+        "between the GPUs of a node through it, and a container's default 64Mi stalls or fails it."))
 
 
 class TrainSection(Section):

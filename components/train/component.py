@@ -11,13 +11,19 @@ def train(splits: dsl.Input[dsl.Dataset], base_model: str, config_json: str, run
           loss_curve: dsl.Output[dsl.HTML]) -> float:
     """LoRA SFT on the splits; returns 1.0 when gate A (validation loss, overfitting) passed. The loss curve
     is also a one-file HTML artifact, so the run's page shows it. `run_id` (KFP's run id when the config sets
-    none) names the checkpoint prefix, so a retried pod of the same run resumes from its last checkpoint."""
+    none) names the checkpoint prefix, so a retried pod of the same run resumes from its last checkpoint.
+    With train.nodes > 1 the task trains nowhere itself: it runs a TrainJob (components/train/trainjob_run.py)."""
     from components.common.kfp_glue import config_from_json, log_report, write_image_html
     from components.train.core import run_train
 
     cfg = config_from_json(config_json)
     if run_id and not cfg.run.run_id:
         cfg.run.run_id = run_id
-    report = run_train(splits.path, base_model, model.path, cfg)
+    if cfg.train.nodes > 1:  # a Kubeflow Trainer TrainJob trains; its output is copied into `model`
+        from components.train.trainjob_run import run_trainjob
+
+        report = run_trainjob(splits.uri, base_model, model.path, model.uri, cfg)
+    else:
+        report = run_train(splits.path, base_model, model.path, cfg)
     write_image_html(loss_curve.path, f"{model.path}/loss_curve.png", "train: loss curves and overfitting verdict")
     return log_report(metrics, report, gate)

@@ -137,6 +137,11 @@ def run_rank(ranks: Ranks, data_dir: str, base_model: str | None, output_dir: st
     from components.train.policy import check_policy, policy_gate
     from components.train.tiny_base import torch_threads
 
+    expected = cfg.train.num_processes * cfg.train.nodes
+    if ranks.world_size != expected:
+        raise ConfigError(f"torchrun started {ranks.world_size} processes on {ranks.nodes} nodes, but "
+                          f"train.num_processes x train.nodes is {expected}: the global batch would not be the one "
+                          "the config says")
     base_model = base_model or cfg.train.base_model
     report = StageReport(STAGE)
     node = ranks.node_dir

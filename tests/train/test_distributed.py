@@ -1,5 +1,7 @@
-"""Data-parallel training (train.num_processes): two gloo processes on this CPU started by `finegate train`,
-against one process with the same global batch; real trl + LoRA on the tiny base.
+"""Data-parallel training: two gloo processes on this CPU started by `finegate train` (train.num_processes),
+and a two-node TrainJob (train.nodes) run by the train task through the fake TrainJob API, whose nodes are
+local processes (tests/fixtures/trainjob_api.py), against one process with the same global batch; real trl +
+LoRA on the tiny base, data and model on moto's S3 server for the TrainJob.
 
 Why these runs are comparable step by step, and the tolerance:
 - Same examples in every optimizer step. Both runs draw one permutation of the train rows (accelerate's
@@ -30,11 +32,13 @@ from pathlib import Path
 
 import pytest
 
+from components.common import storage
 from components.common.report import read_jsonl, read_report
 from components.common.stage_output import verify_output
 from tests.fixtures.data import DEMO_CONFIG
-from tests.fixtures.models import SHORT_TRAIN_SETTINGS
+from tests.fixtures.models import SHORT_TRAIN_SETTINGS, fixture_config
 from tests.fixtures.stage_outputs import write_splits
+from tests.fixtures.trainjob_api import FakeTrainJobs, TrainJobApiServer
 
 pytestmark = pytest.mark.slow
 
@@ -116,3 +120,56 @@ def test_both_runs_ship_the_same_adapter(runs):
     assert one.keys() == two.keys()
     for name in one:
         assert (one[name] - two[name]).abs().max().item() <= 1e-4 * max(one[name].abs().max().item(), 1e-8), name
+
+
+# ---------------------------------------------------------------- two nodes: a TrainJob
+
+
+@pytest.fixture(scope="module")
+def trainjob_run(tmp_path_factory, tiny_base, even_splits, s3_endpoint):
+    from components.train.trainjob_run import run_trainjob
+
+    root = tmp_path_factory.mktemp("trainjob")
+    bucket = "trainjob-e2e"
+    storage.s3_client().create_bucket(Bucket=bucket)
+    storage.publish(even_splits, f"s3://{bucket}/pipe/split")
+    storage.publish(tiny_base, f"s3://{bucket}/models/base")
+    cfg = fixture_config(*SAME_RUN, "train.nodes=2", "train.num_processes=1", "cluster.train.gpus=0",
+                         "run.run_id=tj-e2e", f"train.checkpoint_uri=s3://{bucket}/ckpt",
+                         "train.trainjob.namespace=kubeflow", "train.trainjob.poll_s=1")
+    secret = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_ENDPOINT_URL": s3_endpoint,
+              "AWS_DEFAULT_REGION": "us-east-1"}
+    fake = FakeTrainJobs(root / "cluster", secrets={"finegate-s3": secret}, run_nodes=True)
+    with TrainJobApiServer(fake) as server:
+        try:
+            report = run_trainjob(f"s3://{bucket}/pipe/split", f"s3://{bucket}/models/base", root / "model",
+                                  f"s3://{bucket}/pipe/train/model", cfg, api=server.api())
+        except Exception:
+            name = next(iter(fake.jobs))[1] if fake.jobs else "?"
+            print("\n".join(fake.node_log(name, i)[-3000:] for i in range(2)))
+            raise
+    return root, bucket, report, fake
+
+
+def test_two_nodes_log_the_losses_of_one_process_with_the_same_global_batch(trainjob_run, runs):
+    root, _, report, _ = trainjob_run
+    assert (report.metrics["processes"], report.metrics["nodes"], report.metrics["global_batch_size"]) == (2, 2, 8)
+    for key in ("loss", "eval_loss"):
+        one, nodes = _logged(runs["one"][0], key), _logged(root / "model", key)
+        assert sorted(one) == sorted(nodes), (one, nodes)
+        for step in one:
+            assert nodes[step] == pytest.approx(one[step], rel=RELATIVE_TOLERANCE), (key, step, one[step], nodes[step])
+
+
+def test_the_trainjob_output_lands_in_the_model_artifact_and_checkpoints_on_s3(trainjob_run):
+    root, bucket, report, fake = trainjob_run
+    assert verify_output(root / "model", "train", "model") == report.to_dict()
+    assert (root / "model" / "merged" / "model.safetensors").is_file()
+    assert storage.exists(f"s3://{bucket}/pipe/train/model-trainjob/report.json")  # where rank 0 wrote it
+    for step in (6, 12):  # mirrored by rank 0 for a retried task to resume from
+        assert storage.exists(f"s3://{bucket}/ckpt/tj-e2e/checkpoint-{step}/COMPLETE.json")
+    [job] = fake.jobs.values()
+    assert job["status"]["conditions"][-1]["type"] == "Complete"
+    for node in (0, 1):  # each node's scratch folder is removed, and no process crashed
+        assert list((root / "cluster" / job["metadata"]["name"] / f"node-{node}-disk").glob("finegate-train-*")) == []
+        assert "Traceback" not in fake.node_log(job["metadata"]["name"], node)
