@@ -33,6 +33,9 @@ What it does, in order, and the setting that controls each step:
 8. Overfitting verdict (`train.overfit.*`, components/train/overfit.py) and loss_curve.png.
 9. Gate A: `best_val_loss` above `gates.max_val_loss` fails; an overfitting verdict fails when
    `gates.fail_on_overfit`. `best_val_loss` is also the stage's single float output for the pipeline.
+Past one process: `train.num_processes` > 1 runs all of this in that many torchrun processes, rank 0
+writing the output (components/train/data_parallel.py); `train.nodes` > 1 is a TrainJob the pipeline's
+train task runs (components/train/trainjob.py).
 """
 
 from __future__ import annotations
