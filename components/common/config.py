@@ -342,6 +342,10 @@ class TrainSection(Section):
     nodes: int = Field(1, ge=1, description=(
         "Machines to train on. Above 1 the pipeline's train task runs the stage as a Kubeflow Trainer TrainJob "
         "(nodes x num_processes processes) and waits for it; `finegate train` and `finegate run` use one machine."))
+    process_group_timeout_s: int = Field(7200, ge=1, description=(
+        "With more than one process: how long a process waits for the others at a step they take together "
+        "(the first process of a node downloading the base model, rank 0 uploading a checkpoint) before the run "
+        "fails. transformers' default, 30 minutes, is shorter than downloading a large base model from S3."))
     output_uri: str | None = Field(None, description=(
         "s3:// prefix a TrainJob writes the stage output under (<output_uri>/<run id>) before the train task copies "
         "it into its model artifact; None: beside that artifact."))

@@ -70,7 +70,8 @@ STAGE = "train"
 CHECKPOINTS = "checkpoints"
 # Settings that change nothing about the numbers a run produces: a resumed run may differ in these.
 _NOT_SHAPING_TRAINING = {"checkpoint_uri", "resume", "keep_local_checkpoints", "policy", "policy_override_reason",
-                         "overfit", "base_model", "num_processes", "nodes", "output_uri", "trainjob"}
+                         "overfit", "base_model", "num_processes", "nodes", "output_uri", "trainjob",
+                         "process_group_timeout_s"}
 
 
 def run_train(data_dir: str | Path, base_model: str | None, output_dir: str | Path, cfg: RunConfig) -> StageReport:

@@ -78,16 +78,18 @@ def under_torchrun() -> bool:
     return all(name in os.environ for name in TORCHRUN_ENV)
 
 
-def start_ranks() -> Ranks:
-    """Joins the process group torchrun set up (NCCL between GPUs, gloo between CPU processes) and agrees on
-    a scratch folder name, created on every node by its first process."""
+def start_ranks(timeout_s: int) -> Ranks:
+    """Joins the process group torchrun set up (NCCL between GPUs, gloo between CPU processes; the Trainer
+    uses this one) and agrees on a scratch folder name, created on every node by its first process."""
+    from datetime import timedelta
+
     import torch
     import torch.distributed as dist
 
     env = {name: int(os.environ[name]) for name in TORCHRUN_ENV}
     if torch.cuda.is_available():
         torch.cuda.set_device(env["LOCAL_RANK"])
-    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo", timeout=timedelta(seconds=timeout_s))
     name = [uuid.uuid4().hex[:12]]
     dist.broadcast_object_list(name, src=0)
     node_dir = Path(tempfile.gettempdir()) / f"finegate-train-{name[0]}"

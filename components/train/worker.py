@@ -29,9 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     from components.train.data_parallel import record_rank_error, run_rank
     from components.train.ranks import start_ranks, stop_ranks
 
-    ranks = start_ranks()
+    cfg = config_from_json(args.config_json)
+    ranks = start_ranks(cfg.train.process_group_timeout_s)
     try:
-        run_rank(ranks, args.data_dir, args.base_model, args.output_dir, config_from_json(args.config_json))
+        run_rank(ranks, args.data_dir, args.base_model, args.output_dir, cfg)
     except FinegateError as exc:
         print(f"finegate train (rank {ranks.rank}): error: {one_line(str(exc))}", file=sys.stderr)
         record_rank_error(ranks.rank, exc)
