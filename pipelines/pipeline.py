@@ -36,6 +36,7 @@ from components.register.component import register
 from components.split.component import split
 from components.train.component import train
 from components.train.policy_component import policy
+from components.train.trainjob import S3_ENV_KEYS, S3_SECRET
 
 
 @dsl.component(base_image=DATA_IMAGE, install_kfp_package=False)
@@ -47,8 +48,6 @@ def gate_failed(gate: str, stage: str, metrics: dsl.Input[dsl.Metrics]) -> None:
     raise GateFailed(f"{gate} stopped the run after stage '{stage}': " + "; ".join(str(r) for r in reasons))
 
 
-S3_SECRET = "finegate-s3"
-S3_ENV_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")
 ENDPOINTS_CONFIG_MAP = "finegate-endpoints"
 MODEL_CACHE = "/model-cache"
 SCRATCH = "/scratch"
@@ -66,8 +65,14 @@ def on_cluster(task, name: str, cfg: RunConfig):
     kubernetes.use_secret_as_env(task, secret_name=S3_SECRET, secret_key_to_env={k: k for k in S3_ENV_KEYS})
     task.set_cpu_request(r.cpu_request).set_cpu_limit(r.cpu_limit)
     task.set_memory_request(r.memory_request).set_memory_limit(r.memory_limit)
-    if r.gpus:
-        task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(r.gpus)
+    gpus = r.gpus
+    if name == "train" and cfg.train.nodes > 1:
+        gpus = 0  # the TrainJob's nodes train (cluster.train sizes each of them); this pod only waits for them
+    elif name == "train" and cfg.train.num_processes > 1:
+        gpus = max(gpus, cfg.train.num_processes)  # one process per GPU of the pod
+        kubernetes.empty_dir_mount(task, volume_name="dshm", mount_path="/dev/shm", medium="Memory")  # NCCL
+    if gpus:
+        task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(gpus)
         kubernetes.add_toleration(task, key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")
         for key, value in settings.gpu_node_selector.items():
             kubernetes.add_node_selector(task, label_key=key, label_value=value)

@@ -276,6 +276,22 @@ class OverfitSection(Section):
     min_points: int = Field(3, ge=2)
 
 
+class TrainJobSection(Section):
+    """How the pipeline's train task runs a multi-node run (train.nodes > 1) as a Kubeflow Trainer TrainJob."""
+
+    runtime: str = Field("torch-distributed", description=(
+        "ClusterTrainingRuntime the TrainJob names in spec.runtimeRef (k8s/trainer installs Trainer v2.3.0's "
+        "runtimes; torch-distributed runs the command with torchrun's PET_* environment)."))
+    namespace: str | None = Field(None, description="Namespace of the TrainJob; None: the train task's own.")
+    image: str | None = Field(None, description="Image of the training nodes; None: the train image the task runs in.")
+    timeout_s: int = Field(172800, ge=1, description=(
+        "The TrainJob's activeDeadlineSeconds, and how long the train task waits for it before deleting it."))
+    poll_s: float = Field(30, gt=0, description="Seconds between two reads of the TrainJob's status.")
+    shm_size: str = Field("8Gi", description=(
+        "Size of the memory-backed /dev/shm of every node (counted against its memory limit): NCCL passes data "
+        "between the GPUs of a node through it, and a container's default 64Mi stalls or fails it."))
+
+
 class TrainSection(Section):
     """`finegate train`: LoRA SFT with trl; every field is described in components/train/core.py."""
 
@@ -319,6 +335,21 @@ class TrainSection(Section):
     policy: PolicySection = PolicySection()
     policy_override_reason: str | None = None
     overfit: OverfitSection = OverfitSection()
+    num_processes: int = Field(1, ge=1, description=(
+        "Data-parallel processes in the train pod or on this machine, started by torchrun: one per GPU, or CPU "
+        "processes (gloo). Each gets per_device_batch_size examples, so the global batch is per_device_batch_size "
+        "x gradient_accumulation_steps x num_processes x nodes."))
+    nodes: int = Field(1, ge=1, description=(
+        "Machines to train on. Above 1 the pipeline's train task runs the stage as a Kubeflow Trainer TrainJob "
+        "(nodes x num_processes processes) and waits for it; `finegate train` and `finegate run` use one machine."))
+    process_group_timeout_s: int = Field(7200, ge=1, description=(
+        "With more than one process: how long a process waits for the others at a step they take together "
+        "(the first process of a node downloading the base model, rank 0 uploading a checkpoint) before the run "
+        "fails. transformers' default, 30 minutes, is shorter than downloading a large base model from S3."))
+    output_uri: str | None = Field(None, description=(
+        "s3:// prefix a TrainJob writes the stage output under (<output_uri>/<run id>) before the train task copies "
+        "it into its model artifact; None: beside that artifact."))
+    trainjob: TrainJobSection = TrainJobSection()
 
     @field_validator("prompt_template")
     @classmethod

@@ -120,6 +120,11 @@ def mirror_callback(mirror: CheckpointMirror):
 
     class MirrorCheckpoints(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
+            if args.world_size > 1:
+                import torch.distributed as dist
+
+                # The Trainer does not wait for the other processes' RNG states before this call.
+                dist.barrier()
             if state.is_world_process_zero:
                 mirror.upload(Path(args.output_dir) / f"checkpoint-{state.global_step}")
             return control

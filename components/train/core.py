@@ -33,6 +33,9 @@ What it does, in order, and the setting that controls each step:
 8. Overfitting verdict (`train.overfit.*`, components/train/overfit.py) and loss_curve.png.
 9. Gate A: `best_val_loss` above `gates.max_val_loss` fails; an overfitting verdict fails when
    `gates.fail_on_overfit`. `best_val_loss` is also the stage's single float output for the pipeline.
+Past one process: `train.num_processes` > 1 runs all of this in that many torchrun processes, rank 0
+writing the output (components/train/data_parallel.py); `train.nodes` > 1 is a TrainJob the pipeline's
+train task runs (components/train/trainjob.py).
 """
 
 from __future__ import annotations
@@ -60,16 +63,26 @@ from components.train.checkpoints import CheckpointMirror, mirror_callback
 from components.train.examples import EncodedSplit, encode_rows, uses_chat_template
 from components.train.overfit import early_stop_step
 from components.train.policy import check_policy, policy_gate
+from components.train.ranks import SINGLE, Ranks
 from components.train.tiny_base import torch_threads
 
 STAGE = "train"
 CHECKPOINTS = "checkpoints"
 # Settings that change nothing about the numbers a run produces: a resumed run may differ in these.
 _NOT_SHAPING_TRAINING = {"checkpoint_uri", "resume", "keep_local_checkpoints", "policy", "policy_override_reason",
-                         "overfit", "base_model"}
+                         "overfit", "base_model", "num_processes", "nodes", "output_uri", "trainjob",
+                         "process_group_timeout_s"}
 
 
 def run_train(data_dir: str | Path, base_model: str | None, output_dir: str | Path, cfg: RunConfig) -> StageReport:
+    if cfg.train.nodes > 1:
+        raise ConfigError(f"train.nodes={cfg.train.nodes}: training across machines runs as a Kubeflow Trainer "
+                          "TrainJob, which the pipeline's train task creates on a cluster; on one machine use "
+                          "train.nodes=1 and train.num_processes")
+    if cfg.train.num_processes > 1:
+        from components.train.data_parallel import launch
+
+        return launch(data_dir, base_model, output_dir, cfg)
     report = StageReport(STAGE)
     base_model = base_model or cfg.train.base_model
     with StageOutput(output_dir, STAGE, inputs=[data_dir, base_model]) as output, \
@@ -131,6 +144,9 @@ def _digest(data: Path, base_model: str, cfg: RunConfig) -> str:
     train_settings = {k: v for k, v in dump_config(cfg)["train"].items() if k not in _NOT_SHAPING_TRAINING}
     parts = {"train": train_settings, "seed": cfg.run.seed, "base_model": base_model,
              "data": {name: storage.sha256_file(data / name) for name in ("train.jsonl", "val.jsonl")}}
+    processes = cfg.train.num_processes * cfg.train.nodes
+    if processes > 1:  # the global batch, and so the run, depends on it; single-process digests stay as they were
+        parts["processes"] = processes
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
@@ -174,7 +190,7 @@ def _encode(rows, tokenizer, cfg: RunConfig, name: str) -> EncodedSplit:
     return encoded
 
 
-def sft_config(cfg: RunConfig, output_dir: Path, bf16: bool):
+def sft_config(cfg: RunConfig, output_dir: Path, bf16: bool, ranks: Ranks = SINGLE):
     from trl import SFTConfig
 
     t = cfg.train
@@ -194,7 +210,7 @@ def sft_config(cfg: RunConfig, output_dir: Path, bf16: bool):
         max_length=max_length, packing=t.packing, packing_strategy=t.packing_strategy,
         padding_free=t.padding_free, completion_only_loss=True, gradient_checkpointing=t.gradient_checkpointing,
         include_num_input_tokens_seen="non_padding", report_to="none", disable_tqdm=True,
-        dataloader_num_workers=0,
+        dataloader_num_workers=0, **ranks.trainer_args(_cuda()),
     )
 
 
@@ -240,6 +256,8 @@ def progress_callback():
             self.tokens = state.num_input_tokens_seen - self.tokens_at_start
 
         def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero:
+                return
             logs = logs or {}
             parts = [f"{k.replace('eval_', 'val_')} {logs[k]:.4f}" for k in ("loss", "eval_loss") if k in logs]
             if parts:
@@ -249,8 +267,10 @@ def progress_callback():
     return Progress()
 
 
-def _train(train_rows, val_rows, model_dir, base_model: str, out: Path, cfg: RunConfig, report: StageReport,
-           settings_digest: str) -> None:
+def _train(train_rows, val_rows, model_dir, base_model: str, out: Path | None, cfg: RunConfig, report: StageReport,
+           settings_digest: str, ranks: Ranks = SINGLE, checkpoints: Path | None = None) -> None:
+    """Trains and, in the main process (`ranks.main`), writes the stage's files into `out`. Other processes of
+    a data-parallel run train alongside and share `checkpoints` with the main process of their node."""
     from transformers import EarlyStoppingCallback, PrinterCallback, set_seed
     from trl import SFTTrainer
 
@@ -260,8 +280,9 @@ def _train(train_rows, val_rows, model_dir, base_model: str, out: Path, cfg: Run
     model, tokenizer, bf16 = _load(model_dir, cfg)
     train_set, val_set = _encode(train_rows, tokenizer, cfg, "train"), _encode(val_rows, tokenizer, cfg, "val")
 
-    checkpoints = out / CHECKPOINTS
-    shutil.rmtree(checkpoints, ignore_errors=True)  # scratch: the mirror, not this folder, is what resumes
+    checkpoints = checkpoints or out / CHECKPOINTS
+    if ranks.node_main:
+        shutil.rmtree(checkpoints, ignore_errors=True)  # scratch: the mirror, not this folder, is what resumes
     progress = progress_callback()
     callbacks = [progress]
     if cfg.train.early_stopping:
@@ -270,23 +291,28 @@ def _train(train_rows, val_rows, model_dir, base_model: str, out: Path, cfg: Run
     if cfg.train.checkpoint_uri:
         if run_id is None:
             run_id = f"train-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-            print(f"train: run.run_id not set; checkpoints go under {run_id} and this run cannot be resumed "
-                  "by id", file=sys.stderr)
+            if ranks.main:
+                print(f"train: run.run_id not set; checkpoints go under {run_id} and this run cannot be resumed "
+                      "by id", file=sys.stderr)
         mirror = CheckpointMirror(cfg.train.checkpoint_uri, run_id, settings_digest)
         callbacks.append(mirror_callback(mirror))
         if cfg.train.resume:
-            resumed_from = mirror.restore_latest(checkpoints)
-            if resumed_from is not None:
+            restored = ranks.once_per_node("resumed_from", lambda: mirror.restore_latest(checkpoints))
+            resumed_from = Path(restored) if restored else None
+            if resumed_from is not None and ranks.main:
                 print(f"train: resuming from {mirror.prefix}/{resumed_from.name}", file=sys.stderr)
 
     set_seed(cfg.run.seed)  # the LoRA weights are initialised inside SFTTrainer, before the Trainer seeds
-    trainer = SFTTrainer(model=model, args=sft_config(cfg, checkpoints, bf16), train_dataset=train_set.as_dataset(),
+    trainer = SFTTrainer(model=model, args=sft_config(cfg, checkpoints, bf16, ranks), train_dataset=train_set.as_dataset(),
                          eval_dataset=val_set.as_dataset(), processing_class=tokenizer, peft_config=lora_config(cfg),
                          callbacks=callbacks)
     # disable_tqdm makes the Trainer print every log dict to stdout, where the CLI writes its JSON report.
     trainer.remove_callback(PrinterCallback)
     share = real_token_share(trainer)
     trainer.train(resume_from_checkpoint=str(resumed_from) if resumed_from else None)
+    ranks.barrier()  # every process is done with the node's checkpoint folder
+    if not ranks.main:
+        return
 
     state = trainer.state
     state.save_to_json(str(out / "trainer_state.json"))
@@ -317,7 +343,9 @@ def _train(train_rows, val_rows, model_dir, base_model: str, out: Path, cfg: Run
         "train_tokens": train_set.tokens, "real_token_share": round(share, 4),
         "tokens_per_second": round(progress.tokens / progress.seconds, 1) if progress.seconds else None,
         "train_seconds": round(progress.seconds, 1), "resumed_from_step": state_step(resumed_from),
-        "overfit": verdict.overfit,
+        "overfit": verdict.overfit, "processes": ranks.world_size, "nodes": ranks.nodes,
+        "global_batch_size": trainer.args.per_device_train_batch_size * trainer.args.gradient_accumulation_steps
+                             * ranks.world_size,
     })
     report.details.update({
         "base_model": base_model, "run_id": run_id,
@@ -331,6 +359,8 @@ def _train(train_rows, val_rows, model_dir, base_model: str, out: Path, cfg: Run
     _gate(report, val_loss, verdict, cfg)
     if not cfg.train.keep_local_checkpoints and cfg.train.checkpoint_uri:
         shutil.rmtree(checkpoints, ignore_errors=True)
+    elif checkpoints != out / CHECKPOINTS:  # kept, as a single process keeps them, in the stage output
+        shutil.move(checkpoints, out / CHECKPOINTS)
     print(f"train: best val loss {best_val_loss:.4f} at step {best_step}"
           + (f", early stop at {stopped_at}" if stopped_at else "")
           + f"; overfitting: {verdict.verdict}; gate A {'passed' if report.passed else 'FAILED'}", file=sys.stderr)

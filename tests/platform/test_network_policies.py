@@ -88,3 +88,12 @@ def test_evaluator_opens_what_no_policy_selects_and_closes_on_default_deny():
                      "ports": [{"port": 80}]}]}}
     assert allowed([deny, allow_a], a, b, 80) and not allowed([deny, allow_a], a, b, 81)
     assert not allowed([deny, allow_a], Pod("other", {"app": "a"}), b, 80)
+
+
+def test_trainjob_nodes_reach_minio_s3_from_the_pipeline_namespace_only():
+    from components.train.trainjob import NODE_LABELS
+
+    node = Pod("kubeflow", dict(NODE_LABELS), name="TrainJob node")
+    assert allowed(POLICIES, node, PODS["minio"], 9000)
+    assert not allowed(POLICIES, node, PODS["minio"], 9001)
+    assert not allowed(POLICIES, Pod("default", dict(NODE_LABELS), name="spoof"), PODS["minio"], 9000)
