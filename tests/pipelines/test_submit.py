@@ -23,7 +23,9 @@ from pipelines import cli
 from tests.fixtures.kfp_api_server import FakeKfp, KfpApiServer, RunPlan
 
 REPO = Path(__file__).resolve().parents[2]
-FAST = ["--set", "kfp.poll_interval_s=0.01", "--set", "kfp.request_timeout_s=5"]
+# Inputs a pod can read (finegate compile refuses local paths for a cluster), and quick polling.
+FAST = ["--set", "kfp.poll_interval_s=0.01", "--set", "kfp.request_timeout_s=5",
+        "--set", "data.input=s3://finegate-data/note_titles.jsonl", "--set", "train.base_model=org/base-model"]
 KFP_VARIABLES = ("KF_PIPELINES_ENDPOINT", "KF_PIPELINES_UI_ENDPOINT", "KF_PIPELINES_IAP_OAUTH2_CLIENT_ID",
                  "KF_PIPELINES_APP_OAUTH2_CLIENT_ID", "KF_PIPELINES_APP_OAUTH2_CLIENT_SECRET",
                  "KF_PIPELINES_SA_TOKEN_PATH", "FINEGATE_KFP_TOKEN")
@@ -134,7 +136,7 @@ def test_a_server_that_never_answers_fails_on_the_request_timeout(capsys):
         listener.bind(("127.0.0.1", 0))
         listener.listen(8)
         url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-        code, out, err = submit(capsys, "--host", url, "--set", "kfp.request_timeout_s=0.2")
+        code, out, err = submit(capsys, "--host", url, *FAST, "--set", "kfp.request_timeout_s=0.2")
     assert code == 2
     assert err.count("\n") == 1 and out == ""
     assert err.startswith(f"finegate submit: error: KFP API at {url} unreachable: ") and "timed out" in err

@@ -57,7 +57,7 @@ def test_pickled_weights_are_refused(tmp_path, capsys):
     code = finegate(["train", "--data-dir", str(_splits(tmp_path / "split")), "--base-model", str(model),
                      "--output-dir", str(tmp_path / "out")])
     assert code == 2
-    assert "no *.safetensors weights" in capsys.readouterr().err
+    assert "has only pickled weights (pytorch_model.bin), which can run code" in capsys.readouterr().err
 
 
 def test_make_tiny_base_from_plain_text(tmp_path, capsys):
