@@ -321,6 +321,6 @@ def _evaluate(gguf_path, data_dir, out: Path, cfg: RunConfig, base_model, train_
     loss_curve = loss_curve or find_loss_curve(None, reports)
     write_html_report(report.to_dict(), stage_reports, samples, out, loss_curve, chart, ev.report_samples)
     print(f"evaluate: finetuned rouge_l {ft['rouge_l']:.3f} (base {per_system['base']['rouge_l']:.3f}, heuristic "
-          f"{per_system['heuristic']['rouge_l']:.3f}), degenerate {ft['degenerate_rate']:.1%}; wrote {out}",
+          f"{per_system['heuristic']['rouge_l']:.3f}), degenerate {ft['degenerate_rate']:.1%}",
           file=sys.stderr, flush=True)
     return report
