@@ -29,7 +29,7 @@ def test_each_finegate_image_answers_help_and_compiles_the_pipeline(images):
         ref = images[name]
         usage = run_in(ref, "finegate", "--help").stdout
         assert all(command in usage for command in ("clean", "gguf", "compile")), f"{ref}: finegate --help:\n{usage}"
-        compiled = run_in(ref, "sh", "-c", "finegate compile --output /tmp/p.yaml >&2 && cat /tmp/p.yaml").stdout
+        compiled = run_in(ref, "sh", "-c", "finegate compile --set data.input=s3://finegate-data/raw.jsonl --set train.base_model=org/base-model --output /tmp/p.yaml >&2 && cat /tmp/p.yaml").stdout
         spec = next(yaml.safe_load_all(compiled))
         used = {ex["container"]["image"] for ex in spec["deploymentSpec"]["executors"].values()}
         assert images["data"] in used and images["gguf"] in used, f"{ref} compiled a pipeline running {used}"

@@ -12,13 +12,10 @@ BASE, SCENARIOS = load_scenarios("configs/v1-scenarios.yaml")
 QUICK = {"contaminated-data", "no-validation-split"}
 
 
-def _params():
-    for s in SCENARIOS:
-        marks = () if s.name in QUICK else (pytest.mark.slow,)
-        yield pytest.param(s, id=s.name, marks=marks)
+PARAMS = [pytest.param(s, id=s.name, marks=() if s.name in QUICK else (pytest.mark.slow,)) for s in SCENARIOS]
 
 
-@pytest.mark.parametrize("scenario", _params())
+@pytest.mark.parametrize("scenario", PARAMS)
 def test_each_v1_fault_is_caught_by_its_gate_and_nothing_is_registered(scenario, tmp_path, demo_base, local_mlflow):
     outcome = run_scenario(BASE, scenario, tmp_path, extra=[f"train.base_model={demo_base}"])
     assert outcome.stopped_at == scenario.caught_by, "\n".join(table([outcome]))

@@ -241,7 +241,7 @@ def _compile_distributions() -> frozenset[str]:
     dependencies' business (`closure`), not an optional import that happens to succeed in this venv."""
     probe = ("import json, os, sys, tempfile\n"
              "from pipelines.cli import main\n"
-             "assert main(['compile', '--output', os.path.join(tempfile.mkdtemp(), 'p.yaml')]) == 0\n"
+             "assert main(['compile', '--config', 'configs/production.yaml', '--output', os.path.join(tempfile.mkdtemp(), 'p.yaml')]) == 0\n"
              "print(json.dumps({n: f for n, m in list(sys.modules.items()) if (f := getattr(m, '__file__', None))}))\n")
     done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, PYTHONPATH=str(REPO)))

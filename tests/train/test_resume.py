@@ -131,6 +131,6 @@ def test_a_killed_train_task_restarted_in_the_same_kfp_run_resumes_from_its_chec
 
     second = task(tmp_path / "pod-2")
     assert second.wait(timeout=900) == 0, (tmp_path / "pod-2" / "stderr").read_text()[-3000:]
-    report = read_report(tmp_path / "pod-2" / "model")
+    report = read_report(tmp_path / "pod-2" / "train_report")
     assert report["metrics"]["resumed_from_step"] is not None and report["run_id"] == "kfp-run-7f3a"
     assert "resuming from" in (tmp_path / "pod-2" / "stderr").read_text()
