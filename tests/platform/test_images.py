@@ -247,7 +247,9 @@ def _compile_distributions() -> frozenset[str]:
                           env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert done.returncode == 0, f"finegate compile failed here: {done.stderr[-2000:]}"
     loaded: dict[str, str] = json.loads(done.stdout.strip().splitlines()[-1])
-    own = {name: Path(f) for name, f in loaded.items() if Path(f).resolve().is_relative_to(REPO)}
+    # finegate's own modules: under the checkout, but not the virtual environment a checkout may hold (.venv)
+    own = {name: Path(f) for name, f in loaded.items() if f.endswith(".py") and Path(f).resolve().is_relative_to(REPO)
+           and not Path(f).resolve().is_relative_to(Path(sys.prefix).resolve())}
     imported: set[str] = set()
     for path in own.values():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
