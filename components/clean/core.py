@@ -38,7 +38,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any, TextIO
 
-from components.clean.parallel import worker_count, workers
+from components.clean.parallel import workers
 from components.clean.prepare import Outcome, Prepared, Recheck, RowPreparer
 from components.clean.readers import RawLine, SourceRow, choose_schema, detect_format, iter_rows, parse_row
 from components.common import storage
@@ -103,12 +103,13 @@ def run_clean(input_uri: str | Path, output_dir: str | Path, cfg: RunConfig) -> 
         fmt = detect_format(local_in, cfg.data.format)
         report = StageReport(STAGE)
         rows, schema = _peek_schema(iter_rows(local_in, fmt, cfg.data, raw_jsonl=True), cfg, input_uri)
-        with workers(RowPreparer(schema, cfg, input_uri), worker_count(cfg.clean.workers)) as pool:
+        with workers(RowPreparer(schema, cfg, input_uri), cfg.clean.workers) as pool:
             with _open_outputs(out) as (kept_f, rejected_f):
                 tally, clusters = _clean_rows(pool.prepare(rows), cfg, input_uri, kept_f, rejected_f)
             after = _recheck_kept(out / KEPT, pool)
         elapsed = time.monotonic() - started
         _fill_report(report, tally, clusters, after, cfg, elapsed)
+        report.metrics["worker_processes"] = pool.started
         report.details["input"] = {"uri": input_uri, "format": fmt, "schema": schema,
                                    "sha256": fetched.sha256()}
         report.details["outputs"] = {name: storage.sha256_file(out / name) for name in (KEPT, REJECTED)}

@@ -1,13 +1,15 @@
-"""Runs RowPreparer batches in worker processes, results back in input order, with bounded read-ahead.
+"""Runs RowPreparer batches in `clean.workers` worker processes, results back in input order, with bounded
+read-ahead; with 0 workers, in this process.
 
-Small inputs (a few thousand rows) stay in this process: starting workers would cost more than it saves.
-Workers are forked, so they inherit the preparer (config, schema, tagger) without pickling it.
+Inputs under MIN_ROWS_FOR_WORKERS rows stay in this process whatever the setting: starting workers would
+cost more than it saves. Above it, the number of processes is the configured one, so the cost per row
+does not change with the input's size. Workers are forked, so they inherit the preparer (config, schema)
+without pickling it.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -36,17 +38,6 @@ def _recheck(lines):
     return _PREPARER.recheck(lines)
 
 
-def worker_count(configured: int) -> int:
-    """clean.workers: 0 means one per idle CPU core (cores minus the 1-minute load average), at most 4.
-    Workers cost about a quarter more CPU in all (rows and results cross process boundaries), which pays
-    only when cores are free; on a busy machine one process is faster."""
-    if configured > 0:
-        return configured
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    idle = cores - os.getloadavg()[0]
-    return max(1, min(4, int(idle + 0.5)))
-
-
 def batched(items: Iterable[T], size: int = BATCH) -> Iterator[list[T]]:
     it = iter(items)
     while batch := list(islice(it, size)):
@@ -54,10 +45,16 @@ def batched(items: Iterable[T], size: int = BATCH) -> Iterator[list[T]]:
 
 
 class Workers:
-    """A pool of preparer processes, or none (work in this process) when `processes` is 1."""
+    """A pool of `processes` preparer processes, started on the first input large enough to need it; none
+    (work in this process) when `processes` is 0."""
 
     def __init__(self, preparer: RowPreparer, processes: int):
         self.preparer, self.processes, self.pool = preparer, processes, None
+
+    @property
+    def started(self) -> int:
+        """How many worker processes ran (0 when the work stayed in this process)."""
+        return self.processes if self.pool is not None else 0
 
     def _start(self) -> None:
         if self.pool is None:
@@ -68,11 +65,11 @@ class Workers:
     def _ordered(self, fn: Callable[[list], Any], local: Callable[[list], Any],
                  batches: Iterator[list]) -> Iterator[Any]:
         """Each batch's result, in input order."""
-        if self.processes <= 1:
+        if self.processes == 0:
             yield from map(local, batches)
             return
         head = list(islice(batches, MIN_ROWS_FOR_WORKERS // BATCH))
-        if len(head) < MIN_ROWS_FOR_WORKERS // BATCH and self.pool is None:
+        if sum(map(len, head)) < MIN_ROWS_FOR_WORKERS and self.pool is None:
             yield from map(local, head)
             return
         self._start()
