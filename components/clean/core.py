@@ -34,11 +34,12 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any, TextIO
 
-from components.clean.parallel import worker_count, workers
-from components.clean.prepare import Outcome, Recheck, RowPreparer
+from components.clean.parallel import workers
+from components.clean.prepare import Outcome, Prepared, Recheck, RowPreparer
 from components.clean.readers import RawLine, SourceRow, choose_schema, detect_format, iter_rows, parse_row
 from components.common import storage
 from components.common.config import RunConfig
@@ -102,12 +103,13 @@ def run_clean(input_uri: str | Path, output_dir: str | Path, cfg: RunConfig) -> 
         fmt = detect_format(local_in, cfg.data.format)
         report = StageReport(STAGE)
         rows, schema = _peek_schema(iter_rows(local_in, fmt, cfg.data, raw_jsonl=True), cfg, input_uri)
-        with workers(RowPreparer(schema, cfg, input_uri), worker_count(cfg.clean.workers)) as pool:
+        with workers(RowPreparer(schema, cfg, input_uri), cfg.clean.workers) as pool:
             with _open_outputs(out) as (kept_f, rejected_f):
                 tally, clusters = _clean_rows(pool.prepare(rows), cfg, input_uri, kept_f, rejected_f)
             after = _recheck_kept(out / KEPT, pool)
         elapsed = time.monotonic() - started
         _fill_report(report, tally, clusters, after, cfg, elapsed)
+        report.metrics["worker_processes"] = pool.started
         report.details["input"] = {"uri": input_uri, "format": fmt, "schema": schema,
                                    "sha256": fetched.sha256()}
         report.details["outputs"] = {name: storage.sha256_file(out / name) for name in (KEPT, REJECTED)}
@@ -136,7 +138,7 @@ def _open_outputs(out: Path) -> Iterator[tuple[TextIO, TextIO]]:
         yield kept, rejected
 
 
-def _clean_rows(outcomes: Iterator[Outcome], cfg: RunConfig, where: str, kept_f: TextIO,
+def _clean_rows(batches: Iterator[Prepared], cfg: RunConfig, where: str, kept_f: TextIO,
                 rejected_f: TextIO) -> tuple[Tally, dict[int, Cluster]]:
     """Consumes prepared rows in input order: tallies and writes rejections, then deduplicates the rest
     against the rows kept so far (first exact, then near) and writes the survivors."""
@@ -152,9 +154,9 @@ def _clean_rows(outcomes: Iterator[Outcome], cfg: RunConfig, where: str, kept_f:
     def reject(row: Outcome, rule: str, detail: str) -> None:
         tally.rejected[rule] += 1
         rejected_f.write(json_line({"source_line": row.source_line, "rule": rule, "reason": f"{rule}: {detail}",
-                                    "raw": parse_row(row.raw).raw}))
+                                    "raw": row.raw}))
 
-    for row in outcomes:
+    for row, signature, bands in chain.from_iterable(batch.rows() for batch in batches):
         tally.rows_in += 1
         if clean.progress_every and tally.rows_in % clean.progress_every == 0:
             print(f"clean: {tally.rows_in} rows read, {tally.kept} kept "
@@ -173,7 +175,7 @@ def _clean_rows(outcomes: Iterator[Outcome], cfg: RunConfig, where: str, kept_f:
             _add_to_cluster(clusters, first, record_id, line, "exact", 1.0)
             reject(row, "exact_duplicate", f"same text as line {first.source_line} (id {first.id})")
             continue
-        matches = near.query_and_add(line, "", row.signature, add_if_new=record_id not in ids, bands=row.bands) \
+        matches = near.query_and_add(line, "", signature, add_if_new=record_id not in ids, bands=bands) \
             if clean.enabled else []
         if matches:
             match_line, similarity = matches[0]
@@ -197,12 +199,12 @@ def _clean_rows(outcomes: Iterator[Outcome], cfg: RunConfig, where: str, kept_f:
 
 def _peek_schema(rows: Iterator[SourceRow | RawLine], cfg: RunConfig,
                  where: str) -> tuple[Iterator[SourceRow | RawLine], str | None]:
-    """Reads ahead far enough to choose the schema, then replays those rows."""
-    head: list[SourceRow | RawLine] = []
+    """Reads ahead far enough to choose the schema, then replays those rows (parsed: not parsed again)."""
+    head: list[SourceRow] = []
     sample: list[dict[str, Any]] = []
     for row in rows:
-        head.append(row)
         parsed = parse_row(row)
+        head.append(parsed)
         if parsed.problem is None:
             sample.append(parsed.raw)
             if len(sample) >= 200:

@@ -9,6 +9,7 @@ import hashlib
 import json
 import re
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -24,25 +25,32 @@ _WHITESPACE = re.compile(r"\s+")
 
 
 class Outcome(NamedTuple):
+    """One row after the per-row work: rejected by a rule, or going on to deduplication."""
+
     source_line: int
-    raw: Any  # the row as read (SourceRow or RawLine): attached by the caller, not sent back by workers
+    raw: Any  # the row as read, parsed once: its object, or the line's text if it is not JSON (rejected's `raw`)
     rule: str | None  # the rejecting rule, or None for a row that goes on to deduplication
     detail: str | None
     parsed: bool  # became a record (the denominator of the contamination rate)
     contaminated: str | None  # the content rule that fired, for the contamination-before tally
     kept: dict[str, Any] | None  # the unified record, for rows that go on
-    exact_key: bytes | None
-    signature: np.ndarray | int | str | None  # MinHash values (a row of Prepared.matrix in a batch)
-    bands: list[int] | None  # LSH band keys of the signature
+    exact_key: bytes | None  # digest of the normalized dedup text, for rows that go on
+    signature_row: int | None  # for rows that go on: their row of the batch's `signatures` and `bands`
     prompt_truncated: bool = False  # cut to clean.truncate_prompt_chars
 
 
 class Prepared(NamedTuple):
-    """A batch's outcomes; `signature` of an outcome that goes on is its row in `matrix` and `bands`."""
+    """A batch's outcomes in input order, with the MinHash signatures of the rows that go on."""
 
     outcomes: list[Outcome]
-    matrix: np.ndarray
-    bands: list[list[int]]
+    signatures: np.ndarray  # one row of MinHash values per outcome that goes on (its `signature_row`)
+    bands: list[list[int]]  # the LSH band keys of each signature row
+
+    def rows(self) -> Iterator[tuple[Outcome, np.ndarray | None, list[int] | None]]:
+        """Each outcome with its signature and band keys (None for a rejected row)."""
+        for outcome in self.outcomes:
+            j = outcome.signature_row
+            yield (outcome, None, None) if j is None else (outcome, self.signatures[j], self.bands[j])
 
 
 class Recheck(NamedTuple):
@@ -95,35 +103,37 @@ class RowPreparer:
         self.signer = NearDuplicateIndex(cfg.clean.near_duplicates)
 
     def __call__(self, rows: list[SourceRow | RawLine]) -> Prepared:
-        """Outcomes of a batch of rows, without the raw rows (the caller has them: less to send back from a
-        worker); the signatures of the rows that go on are computed together, one matrix row each."""
-        outcomes = [self.one(parse_row(row))._replace(raw=None) for row in rows]
-        going_on = [i for i, o in enumerate(outcomes) if o.rule is None]
-        matrix = self.signer.signature_matrix([outcomes[i].signature for i in going_on])
-        bands = self.signer.band_keys_matrix(matrix) if going_on else []
-        for j, i in enumerate(going_on):
-            outcomes[i] = outcomes[i]._replace(signature=j)
-        return Prepared(outcomes, matrix, bands)
+        """The outcomes of a batch of rows; the signatures of the rows that go on are computed together."""
+        outcomes: list[Outcome] = []
+        dedup_keys: list[str] = []
+        for row in rows:
+            outcome, dedup_key = self.one(parse_row(row))
+            if dedup_key is not None:
+                outcome = outcome._replace(signature_row=len(dedup_keys))
+                dedup_keys.append(dedup_key)
+            outcomes.append(outcome)
+        signatures = self.signer.signature_matrix(dedup_keys)
+        bands = self.signer.band_keys_matrix(signatures) if dedup_keys else []
+        return Prepared(outcomes, signatures, bands)
 
-    def one(self, row: SourceRow) -> Outcome:
-        """Everything but the signature: for a row that goes on, `signature` holds its dedup key for now."""
+    def one(self, row: SourceRow) -> tuple[Outcome, str | None]:
+        """The row's outcome, and for a row that goes on its dedup key (`text.dedup_key` of the text
+        compared, clean.dedup_on), which the batch signs."""
         cfg, line = self.cfg, row.source_line
         if row.problem is not None:
             rule, message = row.problem
-            return Outcome(line, row.raw, rule, row_problem(self.where, line, None, message), False, None, None, None,
-                           None, None)
+            return self._rejected(row, rule, row_problem(self.where, line, None, message)), None
         try:
             record = to_record(row.raw, self.schema, cfg.data, cfg.clean.control_chars)
         except FieldProblem as exc:
-            detail = row_problem(self.where, line, exc.field, exc.message)
-            return Outcome(line, row.raw, "bad_input", detail, False, None, None, None, None, None)
+            return self._rejected(row, "bad_input", row_problem(self.where, line, exc.field, exc.message)), None
         prompt, completion = normalize(record.prompt), normalize(record.completion)
         found = ("incomplete", record.null_field) if record.null_field else content_problem(prompt, completion, cfg)
         if found and cfg.clean.enabled:
-            return Outcome(line, row.raw, found[0], found[1], True, found[0], None, None, None, None)
+            return self._rejected(row, found[0], found[1], parsed=True, contaminated=found[0]), None
         bounds = length_problem(prompt, completion, cfg) if cfg.clean.enabled else None
         if bounds:
-            return Outcome(line, row.raw, "length", bounds, True, None, None, None, None, None)
+            return self._rejected(row, "length", bounds, parsed=True), None
         contaminated = found[0] if found else None  # counted, though kept: clean.enabled is off
         limit = cfg.clean.truncate_prompt_chars
         truncated = limit is not None and len(prompt) > limit
@@ -136,10 +146,14 @@ class RowPreparer:
             kept["category"] = record.category
         if record.group is not None:
             kept["group"] = record.group
-        text = dedup_text(prompt, completion, cfg.clean.dedup_on)
-        key = compact(text)
-        exact_key = hashlib.blake2b(key.encode("utf-8"), digest_size=16).digest()
-        return Outcome(line, row.raw, None, None, True, contaminated, kept, exact_key, key, None, truncated)
+        dedup_key = compact(dedup_text(prompt, completion, cfg.clean.dedup_on))
+        exact_key = hashlib.blake2b(dedup_key.encode("utf-8"), digest_size=16).digest()
+        return Outcome(line, row.raw, None, None, True, contaminated, kept, exact_key, None, truncated), dedup_key
+
+    @staticmethod
+    def _rejected(row: SourceRow, rule: str, detail: str, parsed: bool = False,
+                  contaminated: str | None = None) -> Outcome:
+        return Outcome(row.source_line, row.raw, rule, detail, parsed, contaminated, None, None, None)
 
     def recheck(self, lines: list[str]) -> Recheck:
         """Counts contamination in kept.jsonl lines, as the gate measures it."""

@@ -223,14 +223,22 @@ def test_worker_processes_give_the_same_files_as_one_process(tmp_path, cfg):
     rows = []
     for i in range(6000):
         rows.append(alpaca(i % 5000, "#副業 #在宅" if i % 97 == 0 else None))
-    src = write_jsonl(tmp_path / "in.jsonl", rows + ["", "{broken"])
+    # Rejected rows come back from the workers as parsed, invalid bytes included.
+    src = write_jsonl(tmp_path / "in.jsonl", rows + ["", "{broken", b'{"instruction": "x", "input": "\xff", "output": "t"}'])
     outputs = {}
-    for count in (1, 2):
+    for count in (0, 2):
         cfg.clean.workers = count
         cfg.clean.write_chart = False
         report = run_clean(src, tmp_path / f"out{count}", cfg)
         outputs[count] = [(tmp_path / f"out{count}" / name).read_bytes() for name in ("kept.jsonl", "rejected.jsonl")]
-        assert report.metrics["rows_in"] == 6002 and report.metrics["accounting_ok"]
-    assert outputs[1] == outputs[2]
+        assert report.metrics["rows_in"] == 6003 and report.metrics["accounting_ok"]
+        assert report.metrics["worker_processes"] == count
+    assert outputs[0] == outputs[2]
     # Bodies 0-999 appear twice (one clean copy each); of 1000-4999, the multiples of 97 are only tag lists.
     assert report.metrics["kept"] == 5000 - len(range(1067, 5000, 97))
+
+
+def test_small_inputs_stay_in_one_process_whatever_the_workers_setting(tmp_path, cfg):
+    cfg.clean.workers = 3
+    kept, _, report = clean(tmp_path, [alpaca(i) for i in range(50)], cfg)
+    assert len(kept) == 50 and report["metrics"]["worker_processes"] == 0
