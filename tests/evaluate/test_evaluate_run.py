@@ -205,8 +205,9 @@ def test_cli_refuses_a_file_that_is_not_gguf(run_dir, tmp_path, capsys):
 
 
 def test_llama_cpp_perplexity_matches_transformers_on_the_same_f16_model(base_gguf, base_model_dir, run_dir):
+    from components.common.prompts import hf_encoder, training_format
     from components.evaluate.baselines import hf_base_tokenizer_and_model
-    from components.evaluate.core import prompt_formatter, read_test_rows
+    from components.evaluate.core import read_test_rows
     from components.evaluate.systems import run_gguf
     from components.split.outputs import read_splits
 
@@ -214,8 +215,9 @@ def test_llama_cpp_perplexity_matches_transformers_on_the_same_f16_model(base_gg
     rows = read_test_rows(read_splits(run_dir / "split", run_dir / "cache"), 8)
     prompts, refs = [r["prompt"] for r in rows], [r["reference"] for r in rows]
     model, tokenizer = hf_base_tokenizer_and_model(base_model_dir)
-    fmt = prompt_formatter(cfg, tokenizer)
-    hf = jp_metrics.completion_perplexity(model, tokenizer, prompts, refs, format_prompt=fmt)
+    fmt = training_format(tokenizer, cfg.train.prompt_template)
+    encoder = hf_encoder(fmt, tokenizer)
+    hf = jp_metrics.completion_perplexity(model, [encoder.pair_ids(p, r) for p, r in zip(prompts, refs, strict=True)])
     llama, used = run_gguf("base", base_gguf, prompts, refs, cfg, fmt, fit=True)
     assert used == prompts  # nothing had to be cut
     assert llama.perplexity["tokens"] == hf["tokens"]
