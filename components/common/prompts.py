@@ -9,6 +9,7 @@ re-derived the format from a GGUF base that had none):
     fmt = training_format(tokenizer, cfg.train.prompt_template)   # train: the base's chat template, else the
     stamp(tokenizer, fmt, out / "merged")                          #   plain template as a chat template
     fmt = read_format(tokenizer, "runs/x/train/merged")            # hf_check, gguf: an HF model's tokenizer
+    enc = model_encoder(tokenizer, "runs/x/train/merged")          #   (and that format through it)
     fmt = gguf_format(llm, "model-Q4_K_M.gguf")                    # evaluate: a GGUF opened in llama.cpp
     enc = hf_encoder(fmt, tokenizer)  or  llama_encoder(fmt, llm)
     enc.prompt_ids(prompt)                    # what the model reads before its answer
@@ -184,6 +185,11 @@ def read_format(tokenizer, where: str | Path) -> PromptFormat:
                          "train stage stamps the format it trained with into merged/: give a train output written "
                          "by this version")
     return PromptFormat(_chat_template_of(tokenizer), tokenizer.bos_token or "", tokenizer.eos_token or "")
+
+
+def model_encoder(tokenizer, where: str | Path) -> Encoder:
+    """The format an HF model folder carries, through its own tokenizer."""
+    return hf_encoder(read_format(tokenizer, where), tokenizer)
 
 
 def gguf_format(llm, where: str | Path) -> PromptFormat:

@@ -34,7 +34,7 @@ from typing import Any
 from components.common.config import RunConfig, dump_config
 from components.common.errors import InputError
 from components.common.hf_models import load_causal_lm
-from components.common.prompts import Encoder, gguf_format, hf_encoder, llama_encoder, read_format
+from components.common.prompts import Encoder, gguf_format, llama_encoder, model_encoder
 from components.common.report import StageReport
 from components.common.stage_output import StageOutput
 from components.gguf import compare
@@ -118,8 +118,8 @@ def measure_fidelity(model_dir: Path, out: Path, held_rows: list[dict[str, Any]]
     model, tokenizer = load_hf(model_dir, cfg)
     # Never past the context the model was trained for: both sides would be extrapolating.
     n_ctx = min(cfg.gguf.n_ctx, getattr(model.config, "max_position_embeddings", None) or cfg.gguf.n_ctx)
-    prompt_format = read_format(tokenizer, model_dir)
-    held_out = encode_held_out(hf_encoder(prompt_format, tokenizer), held_rows, cfg, n_ctx)
+    encoder = model_encoder(tokenizer, model_dir)  # the format train stamped into merged/
+    held_out = encode_held_out(encoder, held_rows, cfg, n_ctx)
     eos = tokenizer.eos_token_id
 
     def decode(ids):
@@ -170,7 +170,7 @@ def measure_fidelity(model_dir: Path, out: Path, held_rows: list[dict[str, Any]]
                 break
             path.unlink()  # a failed rung does not ship; its figures, sha256 and mix stay in the report
     return {
-        "prompt_format": prompt_format.to_dict(),
+        "prompt_format": encoder.format.to_dict(),
         "held_out": {"records": len(held_out), "ids": [h.id for h in held_out], "n_ctx": n_ctx,
                      "tokens": sum(len(h.text_ids) for h in held_out)},
         "f16_vs_hf": f16_vs_hf,

@@ -37,7 +37,7 @@ from components.common.degenerate import FLAGS, inspect_generation, output_chars
 from components.common.errors import InputError
 from components.common.gates import Gate
 from components.common.hf_models import load_causal_lm
-from components.common.prompts import Encoder, hf_encoder, read_format
+from components.common.prompts import model_encoder
 from components.common.report import StageReport, write_jsonl
 from components.common.stage_output import StageOutput
 from components.common.token_budget import (
@@ -52,11 +52,6 @@ from components.train.outputs import read_trained
 STAGE = "hf_check"
 SAMPLES = "samples.jsonl"
 RATES_PLOT = "degenerate_rates.png"
-
-
-def prompt_encoder(tokenizer, model_dir: str | Path) -> Encoder:
-    """The merged model's own prompt format (what train stamped into merged/) through its tokenizer."""
-    return hf_encoder(read_format(tokenizer, model_dir), tokenizer)
 
 
 def load_split_rows(splits: Splits, names: list[str], max_prompts: int) -> list[dict[str, Any]]:
@@ -264,7 +259,7 @@ def _check(model_dir: str | Path, data_dir: str | Path, out: Path, cfg: RunConfi
         if not rows:
             raise InputError(f"{data_dir}: the {', '.join(cfg.hf_check.splits)} splits hold no rows to generate for")
         model, tokenizer = load_model(read_trained(model_dir, Path(cache) / "model").merged)
-        encoder = prompt_encoder(tokenizer, model_dir)
+        encoder = model_encoder(tokenizer, model_dir)  # the format train stamped into merged/
         titles = training_titles(splits) + [r["reference"] for r in rows]
     budget = token_budget(tokenizer, titles, cfg, cfg.hf_check.max_new_tokens)
     print(f"hf_check: {budget.describe()}", file=sys.stderr)

@@ -94,6 +94,17 @@ def test_finetuned_titles_are_the_quantized_models_greedy_output(evaluated, fine
     assert first["outputs"]["finetuned"] == reply["choices"][0]["text"].strip()
 
 
+def test_both_models_are_prompted_in_the_format_the_fine_tuned_model_carries(evaluated, trained_run):
+    from transformers import AutoTokenizer
+
+    from components.common.prompts import PromptFormat, read_format
+
+    _, _, data, cfg = evaluated
+    merged = trained_run / "merged"
+    assert data["prompt_format"] == read_format(AutoTokenizer.from_pretrained(str(merged)), merged).to_dict()
+    assert PromptFormat(**data["prompt_format"]).marker_template == cfg.train.prompt_template
+
+
 def test_heuristic_titles_quote_the_article_not_the_instruction(evaluated):
     out, _, data, _ = evaluated
     limit = data["heuristic_title_chars"]

@@ -112,17 +112,17 @@ def test_row_without_completion_names_file_line_and_field(learned_model_dir, tmp
 def test_prompts_are_formatted_with_the_format_the_merged_model_carries(learned_model_dir, hf_cfg):
     from transformers import AutoTokenizer
 
-    from components.hf_check.core import prompt_encoder
+    from components.common.prompts import model_encoder
 
     tokenizer = AutoTokenizer.from_pretrained(str(learned_model_dir))
-    encoder = prompt_encoder(tokenizer, learned_model_dir)
+    encoder = model_encoder(tokenizer, learned_model_dir)
     assert encoder.format.prompt_text("本文") == "<s>" + hf_cfg.train.prompt_template.format(prompt="本文")
     ids = encoder.prompt_ids("本文")
     assert ids.count(tokenizer.bos_token_id) == 1 and ids[0] == tokenizer.bos_token_id
     # Another format stamped into the model is the one hf_check uses, whatever train.prompt_template says.
     tokenizer.chat_template = ("{{ bos_token }}{% for m in messages %}[{{ m['content'] }}]{% endfor %}"
                                "{% if add_generation_prompt %}:{% endif %}")
-    encoder = prompt_encoder(tokenizer, learned_model_dir)
+    encoder = model_encoder(tokenizer, learned_model_dir)
     assert encoder.format.prompt_text("本文") == "<s>[本文]:"
     ids, start = encoder.pair_ids("本文", "夜")
     assert ids.count(tokenizer.bos_token_id) == 1  # the template's BOS, not a second one from the tokenizer
@@ -168,8 +168,7 @@ def test_model_and_splits_are_read_from_s3(learned_model_dir, title_splits, hf_c
 def test_generation_sees_the_prompt_tokens_training_saw(learned_model_dir, hf_cfg, chat, tmp_path):
     from transformers import AutoTokenizer
 
-    from components.common.prompts import stamp, training_format
-    from components.hf_check.core import prompt_encoder
+    from components.common.prompts import model_encoder, stamp, training_format
     from components.split.outputs import SplitRow
     from components.train.examples import encode_rows
 
@@ -186,7 +185,7 @@ def test_generation_sees_the_prompt_tokens_training_saw(learned_model_dir, hf_cf
     # What train writes into merged/, read back the way hf_check reads it.
     stamp(base, training_format(base, template), tmp_path)
     merged = AutoTokenizer.from_pretrained(str(tmp_path))
-    encoder = prompt_encoder(merged, tmp_path)
+    encoder = model_encoder(merged, tmp_path)
     for (prompt, title), ids, mask in zip(PAIRS, trained.input_ids, trained.completion_mask, strict=True):
         prompt_ids = encoder.prompt_ids(prompt)
         assert merged.unk_token_id not in prompt_ids
