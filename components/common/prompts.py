@@ -38,7 +38,7 @@ from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
-from components.common.errors import ConfigError, InputError
+from components.common.errors import ConfigError, InputError, one_line
 
 PROMPT_FIELD = "{prompt}"
 # The GGUF metadata key llama.cpp's converter writes the tokenizer's chat template to.
@@ -62,7 +62,7 @@ class PromptFormat:
                                                         raise_exception=_raise, strftime_now=_strftime_now, **tokens)
         except Exception as exc:  # noqa: BLE001 - whatever a template (untrusted text) raises while rendering
             raise InputError(f"the model's chat template cannot render a {messages[-1]['role']} turn "
-                             f"({exc.__class__.__name__}: {exc})") from None
+                             f"({exc.__class__.__name__}: {one_line(str(exc))})") from None
 
     def prompt_text(self, prompt: str) -> str:
         return self.render([_turn("user", prompt)], add_generation_prompt=True)
@@ -115,7 +115,7 @@ def _compiled(chat_template: str):
     try:
         return env.from_string(chat_template)
     except jinja2.TemplateSyntaxError as exc:
-        raise InputError(f"the model's chat template is not valid Jinja (line {exc.lineno}: {exc.message})") from None
+        raise InputError(f"the model's chat template is not valid Jinja (line {exc.lineno}: {one_line(str(exc.message))})") from None
 
 
 # ---------------------------------------------------------------- the train stage chooses and stamps
