@@ -4,7 +4,7 @@
     chrf(preds, refs)           corpus chrF (sacrebleu, character n-grams)           0..1
     bleu(preds, refs)           corpus BLEU (sacrebleu) on word tokens               0..1
     corpus_scores(preds, refs)  {"rouge_l", "chrf", "bleu"} in one call
-    completion_perplexity(model, tokenizer, prompts, completions)
+    completion_perplexity(model, pairs)
                                 mean NLL of the completion tokens only, and its exp
 
 Every score is on a 0..1 scale (sacrebleu's 0..100 divided by 100), so a gate threshold reads the same
@@ -119,54 +119,22 @@ def corpus_scores(preds: Sequence[str], refs: Sequence[str]) -> dict[str, float]
     return {"rouge_l": rouge_l(preds, refs), "chrf": chrf(preds, refs), "bleu": bleu(preds, refs)}
 
 
-def adds_special_tokens(tokenizer, prompt_text: str) -> bool:
-    """Whether encoding `prompt_text` should add the tokenizer's special tokens (BOS): not when a chat
-    template already wrote the BOS into the text, or the model would see two."""
-    bos = getattr(tokenizer, "bos_token", None)
-    return not (bos and prompt_text.startswith(bos))
-
-
-def completion_token_ids(tokenizer, prompt_text: str, completion: str, add_eos: bool = True) -> tuple[list[int], int]:
-    """Token ids of prompt + completion and the index where the completion starts.
-
-    The pair is tokenized as one string, as the model sees it at training time; when that tokenization
-    does not start with the prompt's own tokens (a merge across the boundary), the two are tokenized apart
-    and concatenated instead, so the prompt is never scored.
-    """
-    special = adds_special_tokens(tokenizer, prompt_text)
-    prompt_ids = tokenizer(prompt_text, add_special_tokens=special)["input_ids"]
-    full_ids = tokenizer(prompt_text + completion, add_special_tokens=special)["input_ids"]
-    if full_ids[: len(prompt_ids)] != prompt_ids:
-        full_ids = prompt_ids + tokenizer(completion, add_special_tokens=False)["input_ids"]
-    if add_eos and tokenizer.eos_token_id is not None and (not full_ids or full_ids[-1] != tokenizer.eos_token_id):
-        full_ids = full_ids + [tokenizer.eos_token_id]
-    return full_ids, len(prompt_ids)
-
-
-def completion_perplexity(model, tokenizer, prompts: Sequence[str], completions: Sequence[str],
-                          format_prompt: Callable[[str], str] = lambda p: p, add_eos: bool = True,
-                          progress: Callable[[int, int], None] | None = None,
-                          encode: Callable[[str, str], tuple[list[int], int]] | None = None) -> dict[str, Any]:
+def completion_perplexity(model, pairs: Sequence[tuple[list[int], int]],
+                          progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Perplexity of reference completions given their prompts, for a Hugging Face causal LM.
 
-    Only completion tokens are scored (and the EOS that ends them, as in training): the prompt is context.
-    `encode(prompt, completion) -> (ids, completion start)` tokenizes a pair; pass the train stage's
-    (components/train/examples.py `encode_pair`) to score exactly the tokens training saw. Without it,
-    `format_prompt` and `completion_token_ids` are used.
+    `pairs` are (token ids of prompt + completion + end of turn, index where the completion starts), as
+    components/common/prompts.py's `Encoder.pair_ids` gives them: exactly the tokens training scored. Only
+    completion tokens are scored (and the end of turn that closes them, as in training): the prompt is context.
     Returns {"mean_nll", "perplexity", "tokens"}; mean_nll is per completion token over the whole set.
     """
     import torch
 
-    _check_pairs(prompts, completions)
     model.eval()
     device = next(model.parameters()).device
     total_nll, total_tokens = 0.0, 0
     with torch.no_grad():
-        for i, (prompt, completion) in enumerate(zip(prompts, completions, strict=True)):
-            if encode is not None:
-                ids, start = encode(prompt, completion)
-            else:
-                ids, start = completion_token_ids(tokenizer, format_prompt(prompt), completion, add_eos)
+        for i, (ids, start) in enumerate(pairs):
             start = max(start, 1)  # without a BOS the first token has no context to be predicted from
             if len(ids) <= start:
                 continue
@@ -178,7 +146,7 @@ def completion_perplexity(model, tokenizer, prompts: Sequence[str], completions:
             total_nll += float(completion_nll.sum())
             total_tokens += int(completion_nll.numel())
             if progress:
-                progress(i + 1, len(prompts))
+                progress(i + 1, len(pairs))
     mean_nll = total_nll / total_tokens if total_tokens else float("nan")
     return {"mean_nll": mean_nll, "perplexity": math.exp(mean_nll) if total_tokens else float("nan"),
             "tokens": total_tokens}

@@ -13,12 +13,13 @@ import re
 import statistics
 import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from components.common.config import RunConfig
 from components.common.errors import InputError
+from components.common.prompts import PromptFormat, hf_encoder
 from components.common.text import normalize
 from components.common.token_budget import hf_token_counter
 from components.evaluate.systems import SystemOutputs, evaluate_token_budget
@@ -92,16 +93,6 @@ def heuristic_titles(prompts: list[str], spec: HeuristicSpec) -> SystemOutputs:
                          source=f"first sentence of the article{skipped}, cut to {spec.title_chars} characters")
 
 
-def base_tokenizer(model_dir: str | Path):
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(str(model_dir))
-    except Exception as exc:  # noqa: BLE001 - a malformed folder, whatever from_pretrained raises on it
-        raise InputError(f"{model_dir}: cannot load the base model's tokenizer ({exc}); give --base-model the base "
-                         "model's folder (config.json, weights, tokenizer) or a .gguf of it") from None
-
-
 def hf_base_tokenizer_and_model(model_dir: str | Path):
     """The base model folder loaded as hf_check loads the merged model (same dtype and device rules)."""
     from components.hf_check.core import load_model
@@ -114,18 +105,20 @@ def hf_base_tokenizer_and_model(model_dir: str | Path):
 
 
 def run_hf_base(model, tokenizer, articles: list[str], references: list[str], cfg: RunConfig,
-                format_prompt: Callable[[str], str], source: str, titles: Sequence[str] = ()) -> SystemOutputs:
-    """Greedy titles and reference perplexity of an HF causal LM (the base model, no adapter), generated
+                prompt_format: PromptFormat, source: str, titles: Sequence[str] = ()) -> SystemOutputs:
+    """Greedy titles and reference perplexity of an HF causal LM (the base model, no adapter), prompted in
+    `prompt_format` (the fine-tuned model's, never the base's own) through the base's tokenizer, generated
     exactly as hf_check generates (batched, stop at EOS or newline) with evaluate's token budget (derived
     from `titles`, the training titles, and the references when evaluate.max_new_tokens is None)."""
     from components.common.jp_metrics import completion_perplexity
     from components.hf_check.core import generate
 
+    encoder = hf_encoder(prompt_format, tokenizer)
     budget = evaluate_token_budget(cfg, [*titles, *references], hf_token_counter(tokenizer))
     hf_cfg = cfg.model_copy(update={"hf_check": cfg.hf_check.model_copy(update={"stop_at_newline": True})})
-    results = generate(model, tokenizer, [format_prompt(a) for a in articles], hf_cfg, budget.max_new_tokens,
+    results = generate(model, tokenizer, [encoder.prompt_ids(a) for a in articles], hf_cfg, budget.max_new_tokens,
                        label="base")
     print("evaluate: base perplexity of the references", file=sys.stderr, flush=True)
-    ppl = completion_perplexity(model, tokenizer, articles, references, format_prompt=format_prompt)
+    ppl = completion_perplexity(model, [encoder.pair_ids(a, r) for a, r in zip(articles, references, strict=True)])
     return SystemOutputs(name="base", source=source, outputs=[t.strip() for t, _ in results],
                          finished=[f for _, f in results], perplexity=ppl, token_budget=budget.to_dict())

@@ -8,8 +8,10 @@
 2. Three systems title every test article (systems.py, baselines.py):
    `finetuned` the quantized GGUF in llama.cpp; `base` the base model without the adapter (HF transformers
    on its folder, or llama.cpp when `base_model` is a .gguf); `heuristic` the article's first sentence (after
-   the instruction paragraph the training prompts open with) cut to the training titles' median length. Models decode greedily from the training prompt format and stop
-   at EOS or newline; articles too long for `evaluate.n_ctx` are cut for every system alike.
+   the instruction paragraph the training prompts open with) cut to the training titles' median length. Both
+   models decode greedily from the fine-tuned model's prompt format, read from the shipped GGUF
+   (tokenizer.chat_template, which train stamped: components/common/prompts.py), never from the config or the
+   base; they stop at EOS or newline; articles too long for `evaluate.n_ctx` are cut for every system alike.
 3. Per system: ROUGE-L, BLEU, chrF on Japanese tokens (common/jp_metrics.py), perplexity of the reference
    titles (models only), the degenerate-output rate by kind (common/degenerate.py, hf_check's rules),
    and the deltas of the fine-tuned model against each baseline.
@@ -30,7 +32,7 @@ import shutil
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +45,6 @@ from components.common.report import REPORT_NAME, StageReport, read_report, writ
 from components.common.stage_output import StageOutput
 from components.common.token_budget import training_titles
 from components.evaluate.baselines import (
-    base_tokenizer,
     heuristic_titles,
     hf_base_tokenizer_and_model,
     learn_heuristic,
@@ -80,15 +81,10 @@ def read_test_rows(splits: Splits, limit: int) -> list[dict[str, Any]]:
     return rows
 
 
-def prompt_formatter(cfg: RunConfig, tokenizer=None) -> Callable[[str], str]:
-    """The training prompt format: hf_check's rule (the tokenizer's chat template, else train.prompt_template)."""
-    from components.hf_check.core import format_prompt
-
-    return format_prompt(tokenizer, cfg.train.prompt_template)
-
-
-def system_metrics(system: SystemOutputs, rows: list[dict[str, Any]], cfg: RunConfig) -> tuple[dict[str, Any], list]:
-    """Scores one system's outputs against the references; returns (metrics, flags per row)."""
+def system_metrics(system: SystemOutputs, rows: list[dict[str, Any]], cfg: RunConfig,
+                   template: str | None = None) -> tuple[dict[str, Any], list]:
+    """Scores one system's outputs against the references; returns (metrics, flags per row). `template`: the
+    prompt format's own text (PromptFormat.marker_template), which an answer must not echo."""
     refs = [r["reference"] for r in rows]
     metrics: dict[str, Any] = {"source": system.source, **jp_metrics.corpus_scores(system.outputs, refs)}
     if system.perplexity is not None:
@@ -97,7 +93,7 @@ def system_metrics(system: SystemOutputs, rows: list[dict[str, Any]], cfg: RunCo
     flags_per_row = []
     for row, text, finished in zip(rows, system.outputs, system.finished, strict=True):
         flags_per_row.append(inspect_generation(text, finished, row["prompt"], cfg.hf_check, cfg.clean,
-                                                template=cfg.train.prompt_template))
+                                                template=template))
     kinds = Counter(flag for flags in flags_per_row for flag in flags)
     metrics["degenerate_rate"] = sum(bool(f) for f in flags_per_row) / len(rows)
     metrics["degenerate_by_kind"] = {flag: kinds[flag] for flag in FLAGS if kinds[flag]}
@@ -227,6 +223,7 @@ def run_evaluate(gguf_path: str | Path, data_dir: str | Path, output_dir: str | 
 
 def _evaluate(gguf_path, data_dir, out: Path, cfg: RunConfig, base_model, train_dir, reports) -> StageReport:
     from components.gguf.header import check_header
+    from components.gguf.runtime import read_prompt_format
 
     ev = cfg.evaluate
     notes: list[str] = []
@@ -251,9 +248,9 @@ def _evaluate(gguf_path, data_dir, out: Path, cfg: RunConfig, base_model, train_
               file=sys.stderr, flush=True)
 
         base_is_gguf = str(base_local).endswith(".gguf")
-        # The tokenizer alone first (it decides the prompt format); the base weights load after llama.cpp is
-        # done with the fine-tuned model, so the two never sit in memory together.
-        fmt = prompt_formatter(cfg, None if base_is_gguf else base_tokenizer(base_local))
+        # The format travels with the fine-tuned model: both systems are prompted as it was trained. The base
+        # weights load after llama.cpp is done with the fine-tuned model, so the two never sit in memory together.
+        fmt = read_prompt_format(gguf_local)
         articles, refs = [r["prompt"] for r in rows], [r["reference"] for r in rows]
         titles = training_titles(splits)
         finetuned, used_articles = run_gguf("finetuned", gguf_local, articles, refs, cfg, fmt, fit=True,
@@ -274,7 +271,7 @@ def _evaluate(gguf_path, data_dir, out: Path, cfg: RunConfig, base_model, train_
     samples = [{"id": r["id"], "source_line": r["source_line"], "prompt": r["prompt"], "reference": r["reference"],
                 "article": heuristic_spec.article(r["prompt"]), "outputs": {}, "flags": {}, "rouge_l": {}} for r in rows]
     for name, system in systems.items():
-        per_system[name], flags = system_metrics(system, rows, cfg)
+        per_system[name], flags = system_metrics(system, rows, cfg, fmt.marker_template)
         pair_scores = jp_metrics.rouge_l_per_pair(system.outputs, refs)
         for sample, text, found, score in zip(samples, system.outputs, flags, pair_scores, strict=True):
             sample["outputs"][name] = text
@@ -309,7 +306,8 @@ def _evaluate(gguf_path, data_dir, out: Path, cfg: RunConfig, base_model, train_
     report.details.update({
         "run_name": cfg.run.name, "gguf": str(gguf_path), "gguf_sha256": header.sha256,
         "test_file": str(test_path if not storage.is_s3(str(data_dir)) else data_dir),
-        "samples": len(rows), "base_model": base_ref, "heuristic_title_chars": heuristic_spec.title_chars,
+        "samples": len(rows), "base_model": base_ref, "prompt_format": fmt.to_dict(),
+        "heuristic_title_chars": heuristic_spec.title_chars,
         "heuristic_instructions": sorted(heuristic_spec.instructions),
         "systems": per_system, "deltas": deltas, "judge": judge, "human_eval": human, "notes": notes,
         "thresholds": {"max_degenerate_rate": cfg.gates.max_degenerate_rate, "min_rouge_l": cfg.gates.min_rouge_l,

@@ -4,7 +4,8 @@
     base        the base model without the adapter: HF transformers on its folder, or llama.cpp on a GGUF of it
     heuristic   the article's first sentence cut to a title's length (baselines.py)
 
-Every model system decodes greedily from the train stage's prompt template and stops at EOS, the first
+Every model system decodes greedily from the fine-tuned model's own prompt format (the one training used, which
+the shipped GGUF carries: components/common/prompts.py), the base model too, and stops at EOS, the first
 newline (a title is one line) or its token budget (evaluate.max_new_tokens; None: derived from that
 system's tokenizer by hf_check's rule, components/common/token_budget.py, and recorded per system), and
 scores the perplexity of the reference titles (completion tokens and the EOS that ends them; the prompt
@@ -15,12 +16,13 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from components.common.config import RunConfig
+from components.common.prompts import PromptFormat, llama_encoder
 from components.common.token_budget import TokenBudget, resolve_token_budget
 
 STOP = ["\n"]
@@ -61,15 +63,14 @@ def _log_softmax_at(row, target: int) -> float:
 class GgufRunner:
     """Greedy titles and reference perplexity from one GGUF opened in llama.cpp (header checked first)."""
 
-    def __init__(self, llm, cfg: RunConfig, format_prompt: Callable[[str], str], titles: Sequence[str]):
+    def __init__(self, llm, cfg: RunConfig, prompt_format: PromptFormat, titles: Sequence[str]):
         self.llm = llm
         self.cfg = cfg
-        self.format_prompt = format_prompt
+        self.encoder = llama_encoder(prompt_format, llm)
         self.budget = evaluate_token_budget(cfg, titles, self.count_tokens)
         n_ctx_train = llm._model.n_ctx_train() if hasattr(llm, "_model") else llm.n_ctx()
         # Past the trained context a model's positions mean nothing: prompts are cut to fit both limits.
         self.n_ctx = min(llm.n_ctx(), n_ctx_train if n_ctx_train > 0 else llm.n_ctx())
-        self.eos = llm.token_eos()
 
     def _tokens(self, text: str, bos: bool) -> list[int]:
         return self.llm.tokenize(text.encode("utf-8"), add_bos=bos, special=False)
@@ -80,35 +81,38 @@ class GgufRunner:
     def fit_article(self, article: str) -> tuple[str, bool]:
         """The article, cut from its end until the formatted prompt leaves room for a title."""
         budget = self.n_ctx - self.budget.max_new_tokens - 1
-        ids = self._tokens(self.format_prompt(article), bos=True)
+        ids = self.prompt_ids(article)
         if len(ids) <= budget:
             return article, False
         article_ids = self._tokens(article, bos=False)
         while len(ids) > budget and article_ids:
             article_ids = article_ids[: max(0, len(article_ids) - (len(ids) - budget) - 1)]
             article = self.llm.detokenize(article_ids).decode("utf-8", "ignore")
-            ids = self._tokens(self.format_prompt(article), bos=True)
+            ids = self.prompt_ids(article)
         return article, True
 
     def prompt_ids(self, article: str) -> list[int]:
-        return self._tokens(self.format_prompt(article), bos=True)
+        return self.encoder.prompt_ids(article)
+
+    def pair_ids(self, article: str, completion: str) -> tuple[list[int], int]:
+        """The article and its reference as training tokenized them, and where the reference starts."""
+        return self.encoder.pair_ids(article, completion)
 
     def completion_nll(self, article: str, completion: str) -> tuple[float, int]:
-        """Summed negative log-likelihood of the completion's tokens (and EOS) after the prompt, and their count."""
-        prompt = self.prompt_ids(article)
-        full = self._tokens(self.format_prompt(article) + completion, bos=True)
-        if full[: len(prompt)] != prompt:  # a token merged across the boundary: score the pieces apart
-            full = prompt + self._tokens(completion, bos=False)
-        full = (full + [self.eos])[: self.n_ctx]
-        if len(full) <= len(prompt):
+        """Summed negative log-likelihood of the completion's tokens (and the end of turn) after the prompt,
+        and their count."""
+        full, start = self.pair_ids(article, completion)
+        full = full[: self.n_ctx]
+        start = max(start, 1)  # without a BOS the first token has no context to be predicted from
+        if len(full) <= start:
             return 0.0, 0
         self.llm.reset()
         self.llm.eval(full)
         scores = self.llm.scores
         nll = 0.0
-        for pos in range(len(prompt), len(full)):
+        for pos in range(start, len(full)):
             nll -= _log_softmax_at(scores[pos - 1], full[pos])
-        return nll, len(full) - len(prompt)
+        return nll, len(full) - start
 
     def generate(self, article: str) -> tuple[str, bool]:
         """The greedy title and whether it ended on its own (EOS or newline) rather than at the token limit."""
@@ -119,9 +123,10 @@ class GgufRunner:
 
 
 def run_gguf(name: str, gguf_path: str | Path, articles: list[str], references: list[str], cfg: RunConfig,
-             format_prompt: Callable[[str], str], fit: bool = False,
+             prompt_format: PromptFormat, fit: bool = False,
              titles: Sequence[str] = ()) -> tuple[SystemOutputs, list[str]]:
-    """Titles and perplexity of one GGUF. With `fit`, articles too long for the context are cut first
+    """Titles and perplexity of one GGUF, prompted in `prompt_format` (the fine-tuned model's, whichever GGUF
+    this is). With `fit`, articles too long for the context are cut first
     (the cut articles are returned, so every other system sees the same text). The token budget is derived
     from `titles` (the training titles) and the references."""
     from components.gguf.runtime import open_gguf
@@ -132,7 +137,7 @@ def run_gguf(name: str, gguf_path: str | Path, articles: list[str], references: 
     used: list[str] = []
     total_nll, total_tokens, cut = 0.0, 0, 0
     with open_gguf(gguf_path, gguf) as llm:
-        runner = GgufRunner(llm, cfg, format_prompt, [*titles, *references])
+        runner = GgufRunner(llm, cfg, prompt_format, [*titles, *references])
         for i, (article, reference) in enumerate(zip(articles, references, strict=True), 1):
             if fit:
                 article, was_cut = runner.fit_article(article)

@@ -1,7 +1,8 @@
 """Fidelity of a model against a reference on the same token ids: the figures gates C and D read.
 
 Both sides see identical ids (the HF tokenizer's), so a tokenizer difference cannot pass for a weight
-difference; whether llama.cpp's own tokenizer agrees is measured separately (`tokenizer_match_rate`).
+difference; whether llama.cpp's own tokenizer, with the prompt format the GGUF carries, gives the same ids is
+measured separately (`tokenizer_match_rate`).
 
 - teacher-forced over held-out texts (formatted prompt + reference completion + EOS), every position:
   largest and mean absolute logit difference, share of positions with the same top token, mean KL
@@ -34,7 +35,8 @@ class HeldOut:
     """One held-out record as both models see it."""
 
     id: Any  # the record's own id, as the split stage wrote it
-    text: str  # formatted prompt + reference completion, as llama.cpp's tokenizer is asked to read it
+    prompt: str  # the record's prompt and reference completion, before formatting
+    completion: str
     prompt_ids: list[int]  # formatted prompt, for greedy generation
     text_ids: list[int]  # formatted prompt + completion + EOS, teacher-forced
 
@@ -99,10 +101,6 @@ class LlamaModel:
                 break
             self.llm.eval([token])
         return generated
-
-    def tokenize(self, text: str) -> list[int]:
-        # special=True: control tokens written in the text (a chat template's) parse as the HF tokenizer parses them
-        return self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
 
 
 @dataclass
@@ -216,12 +214,12 @@ def compare_greedy(reference: Sequence[Sequence[int]], candidate: Sequence[Seque
     }
 
 
-def tokenizer_agreement(llama: LlamaModel, tokenize_hf: Callable[[str], list[int]],
-                        held_out: Sequence[HeldOut]) -> dict[str, Any]:
-    """Does llama.cpp's own tokenizer (from the GGUF) give the HF tokenizer's ids for the same text?"""
+def tokenizer_agreement(llama, held_out: Sequence[HeldOut], n_ctx: int) -> dict[str, Any]:
+    """Does llama.cpp's own tokenizer, in the format the GGUF carries (`llama`: a prompts.Encoder), give the
+    ids the HF side was compared on (each record's prompt + completion, cut at n_ctx)?"""
     matches, first_mismatch = 0, None
     for item in held_out:
-        hf_ids, ll_ids = tokenize_hf(item.text), llama.tokenize(item.text)
+        hf_ids, ll_ids = item.text_ids, llama.pair_ids(item.prompt, item.completion)[0][:n_ctx]
         if hf_ids == ll_ids:
             matches += 1
         elif first_mismatch is None:

@@ -5,9 +5,11 @@
 1. Reads the train stage's verified output (its merged/ model) and the split stage's held-out rows.
 2. `model-f16.gguf` from llama.cpp's own converter (convert.py); every GGUF's header is validated
    (header.py) before llama.cpp opens it, and its sha256 and real tensor-type mix go in the report.
-3. Gate C, F16 against the HF model, on `gguf.n_prompts` held-out records (val, then test) formatted as in
-   training (hf_check's `format_prompt`): greedy agreement >= gates.min_greedy_agreement, largest logit
-   difference <= gates.max_logit_diff, perplexity drift <= gates.max_f16_perplexity_drift.
+3. Gate C, F16 against the HF model, on `gguf.n_prompts` held-out records (val, then test) in the prompt
+   format merged/ carries (what training used; components/common/prompts.py): greedy agreement >=
+   gates.min_greedy_agreement, largest logit difference <= gates.max_logit_diff, perplexity drift <=
+   gates.max_f16_perplexity_drift. llama.cpp's own tokenizer on the F16 file, with the format the file
+   carries (tokenizer.chat_template), must give the same ids (`tokenizer_match_rate`, reported).
 4. Gate D, the quantization ladder: `gguf.quant_type` is quantized (llama.cpp's quantizer, quantize.py) and
    compared with F16: same top token >= gates.min_same_top_token_rate, mean KL divergence <=
    gates.max_mean_kld, perplexity ratio <= gates.max_perplexity_ratio, ROUGE-L between the two models'
@@ -32,6 +34,7 @@ from typing import Any
 from components.common.config import RunConfig, dump_config
 from components.common.errors import InputError
 from components.common.hf_models import load_causal_lm
+from components.common.prompts import Encoder, gguf_format, llama_encoder, model_encoder
 from components.common.report import StageReport
 from components.common.stage_output import StageOutput
 from components.gguf import compare
@@ -69,24 +72,18 @@ def read_held_out(splits: Splits, n: int) -> list[dict[str, Any]]:
     return rows
 
 
-def encode_held_out(tokenizer, rows: list[dict[str, Any]], cfg: RunConfig, n_ctx: int) -> list[compare.HeldOut]:
-    from components.common.jp_metrics import completion_token_ids
-
-    # One prompt format for every stage that prompts the model (hf_check's rule: the tokenizer's chat
-    # template when it has one, else train.prompt_template), so gate C sees what training saw.
-    from components.hf_check.core import format_prompt
-
-    fmt = format_prompt(tokenizer, cfg.train.prompt_template)
+def encode_held_out(encoder: Encoder, rows: list[dict[str, Any]], cfg: RunConfig, n_ctx: int) -> list[compare.HeldOut]:
+    """The held-out records as token ids in the model's own prompt format (`encoder`: the one training used,
+    read from merged/), so gate C sees what training saw."""
     room = cfg.gguf.max_new_tokens
     items = []
     for row in rows:
-        prompt_text = fmt(row["prompt"])
-        text_ids, _ = completion_token_ids(tokenizer, prompt_text, row["completion"])
-        prompt_ids = tokenizer(prompt_text)["input_ids"]
+        text_ids, _ = encoder.pair_ids(row["prompt"], row["completion"])
+        prompt_ids = encoder.prompt_ids(row["prompt"])
         if len(prompt_ids) + room > n_ctx:
             # Keep BOS and the end of the prompt, where the template asks for the title.
             prompt_ids = prompt_ids[:1] + prompt_ids[-(n_ctx - room - 1):]
-        items.append(compare.HeldOut(id=row["id"], text=prompt_text + row["completion"],
+        items.append(compare.HeldOut(id=row["id"], prompt=row["prompt"], completion=row["completion"],
                                      prompt_ids=prompt_ids, text_ids=text_ids[:n_ctx]))
     return items
 
@@ -121,7 +118,8 @@ def measure_fidelity(model_dir: Path, out: Path, held_rows: list[dict[str, Any]]
     model, tokenizer = load_hf(model_dir, cfg)
     # Never past the context the model was trained for: both sides would be extrapolating.
     n_ctx = min(cfg.gguf.n_ctx, getattr(model.config, "max_position_embeddings", None) or cfg.gguf.n_ctx)
-    held_out = encode_held_out(tokenizer, held_rows, cfg, n_ctx)
+    encoder = model_encoder(tokenizer, model_dir)  # the format train stamped into merged/
+    held_out = encode_held_out(encoder, held_rows, cfg, n_ctx)
     eos = tokenizer.eos_token_id
 
     def decode(ids):
@@ -149,7 +147,8 @@ def measure_fidelity(model_dir: Path, out: Path, held_rows: list[dict[str, Any]]
             "f16_perplexity_drift": abs(logits["perplexity_ratio"] - 1.0),
             "positions": logits["positions"],
             "vocab_mismatch": logits["vocab_mismatch"],
-            **compare.tokenizer_agreement(f16, lambda text: tokenizer(text)["input_ids"], held_out),
+            **compare.tokenizer_agreement(llama_encoder(gguf_format(f16_llm, out / F16_NAME), f16_llm), held_out,
+                                          n_ctx),
         }
         for quant in cfg.gguf.rungs():
             path = out / quant_file_name(quant)
@@ -171,6 +170,7 @@ def measure_fidelity(model_dir: Path, out: Path, held_rows: list[dict[str, Any]]
                 break
             path.unlink()  # a failed rung does not ship; its figures, sha256 and mix stay in the report
     return {
+        "prompt_format": encoder.format.to_dict(),
         "held_out": {"records": len(held_out), "ids": [h.id for h in held_out], "n_ctx": n_ctx,
                      "tokens": sum(len(h.text_ids) for h in held_out)},
         "f16_vs_hf": f16_vs_hf,
@@ -278,8 +278,7 @@ def _convert_and_measure(merged: Path, held_rows: list[dict[str, Any]], out: Pat
         "shipped_type": shipped,
         "requested_type": cfg.gguf.quant_type.upper(),
         "timings": timings,
-        "config": {"gguf": dump_config(cfg)["gguf"], "gates": dump_config(cfg)["gates"],
-                   "prompt_template": cfg.train.prompt_template},
+        "config": {"gguf": dump_config(cfg)["gguf"], "gates": dump_config(cfg)["gates"]},
     })
     for rung in report.details["ladder"]:
         if rung["mix"].get("note"):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from components.common.config import GgufSection
 from components.common.errors import InputError, one_line
+from components.common.prompts import PromptFormat, gguf_format
 from components.gguf.header import check_header
 
 VERBOSE_ENV = "FINEGATE_LLAMA_VERBOSE"
@@ -47,3 +48,19 @@ def open_gguf(path: str | Path, gguf: GgufSection, n_ctx: int | None = None) -> 
         llm.close()
         del llm
         gc.collect()
+
+
+def read_prompt_format(path: str | Path) -> PromptFormat:
+    """The prompt format a GGUF carries (its tokenizer.chat_template and BOS/EOS texts), read by llama.cpp from
+    the file's vocabulary alone (no weights loaded); the header is validated first."""
+    check_header(path, with_sha256=False)
+    from llama_cpp import Llama
+
+    try:
+        llm = Llama(model_path=str(path), vocab_only=True, verbose=quiet_llama_log())
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise InputError(f"{path}: llama.cpp cannot read this GGUF's vocabulary ({one_line(str(exc))})") from None
+    try:
+        return gguf_format(llm, path)
+    finally:
+        llm.close()

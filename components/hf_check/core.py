@@ -4,8 +4,8 @@
 
 1. Reads the first `hf_check.max_prompts` rows of each split in `hf_check.splits` (val, test) from
    `data_dir` (the split stage's output; local or s3://) and loads `model_dir` (train's `merged/`).
-2. Generates one answer per prompt, greedily, formatting each prompt exactly as training did
-   (`format_prompt`: the tokenizer's chat template when it has one, else `train.prompt_template`); stops
+2. Generates one answer per prompt, greedily, formatting each prompt exactly as training did: with the
+   format the merged model carries (its chat template, which train stamps: components/common/prompts.py); stops
    at EOS or, with `hf_check.stop_at_newline`, at the first newline, within `hf_check.max_new_tokens`
    (None: derived from the tokenizer so any title of `hf_check.degenerate.max_output_chars` characters
    fits: components/common/token_budget.py; recorded in report.json `generation`). With
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from components.common.degenerate import FLAGS, inspect_generation, output_chars
 from components.common.errors import InputError
 from components.common.gates import Gate
 from components.common.hf_models import load_causal_lm
+from components.common.prompts import model_encoder
 from components.common.report import StageReport, write_jsonl
 from components.common.stage_output import StageOutput
 from components.common.token_budget import (
@@ -47,32 +47,11 @@ from components.common.token_budget import (
     training_titles,
 )
 from components.split.outputs import Splits, read_splits
-from components.train.examples import encode_pair, uses_chat_template
 from components.train.outputs import MERGED, read_trained
 
 STAGE = "hf_check"
 SAMPLES = "samples.jsonl"
 RATES_PLOT = "degenerate_rates.png"
-
-
-def format_prompt(tokenizer, template: str) -> Callable[[str], str]:
-    """The text the model sees before its answer: the chat template when the tokenizer has one
-    (a user turn plus the generation prompt), else `template` with {prompt} filled in.
-
-    The same rule as the train stage's `encode_pair` (components/train/examples.py), in text form for
-    runtimes that tokenize themselves (llama.cpp); tests/hf_check pins the two to the same tokens."""
-    if uses_chat_template(tokenizer):
-        def chat(prompt: str) -> str:
-            return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                                 add_generation_prompt=True)
-        return chat
-    return lambda prompt: template.format(prompt=prompt)
-
-
-def prompt_token_ids(tokenizer, formatted_prompt: str) -> list[int]:
-    """Token ids of a formatted prompt, BOS included once (a chat template may have written it already)."""
-    special = jp_metrics.adds_special_tokens(tokenizer, formatted_prompt)
-    return tokenizer(formatted_prompt, add_special_tokens=special)["input_ids"]
 
 
 def load_split_rows(splits: Splits, names: list[str], max_prompts: int) -> list[dict[str, Any]]:
@@ -103,9 +82,10 @@ def _newline_token_ids(tokenizer) -> list[int]:
     return ids
 
 
-def generate(model, tokenizer, prompts: list[str], cfg: RunConfig, max_new_tokens: int, sample: bool = False,
+def generate(model, tokenizer, prompts: list[list[int]], cfg: RunConfig, max_new_tokens: int, sample: bool = False,
              label: str = "greedy") -> list[tuple[str, bool]]:
-    """(answer, finished) per formatted prompt; finished is False when max_new_tokens cut the answer off.
+    """(answer, finished) per prompt (its token ids, `Encoder.prompt_ids`); finished is False when
+    max_new_tokens cut the answer off.
 
     The answer ends at EOS or, with hf_check.stop_at_newline, at the first newline after some text
     (white space before the answer is skipped, not taken for an empty answer), or once it is longer than
@@ -162,8 +142,7 @@ def generate(model, tokenizer, prompts: list[str], cfg: RunConfig, max_new_token
     with tqdm(total=len(prompts), desc=f"hf_check {label}", unit="prompt", file=sys.stderr) as bar:
         for start in range(0, len(prompts), section.batch_size):
             batch = prompts[start : start + section.batch_size]
-            enc = tokenizer.pad({"input_ids": [prompt_token_ids(tokenizer, text) for text in batch]},
-                                return_tensors="pt").to(model.device)
+            enc = tokenizer.pad({"input_ids": batch}, return_tensors="pt").to(model.device)
             prompt_length = enc["input_ids"].shape[1]
             with torch.no_grad():
                 out = model.generate(**enc, **options,
@@ -182,10 +161,11 @@ def generate(model, tokenizer, prompts: list[str], cfg: RunConfig, max_new_token
     return results
 
 
-def _flag_rows(rows: list[dict[str, Any]], outputs: list[tuple[str, bool]], cfg: RunConfig,
+def _flag_rows(rows: list[dict[str, Any]], outputs: list[tuple[str, bool]], cfg: RunConfig, template: str,
                prefix: str = "") -> None:
+    """`template`: the prompt format's own text (PromptFormat.marker_template), which an answer must not echo."""
     for row, (text, finished) in zip(rows, outputs, strict=True):
-        found = inspect_generation(text, finished, row["prompt"], cfg.hf_check, cfg.clean, cfg.train.prompt_template)
+        found = inspect_generation(text, finished, row["prompt"], cfg.hf_check, cfg.clean, template)
         row[f"{prefix}output"] = text
         row[f"{prefix}finished"] = finished
         row[f"{prefix}flags"] = list(found)
@@ -279,20 +259,19 @@ def _check(model_dir: str | Path, data_dir: str | Path, out: Path, cfg: RunConfi
         if not rows:
             raise InputError(f"{data_dir}: the {', '.join(cfg.hf_check.splits)} splits hold no rows to generate for")
         model, tokenizer = load_model(read_trained(model_dir, Path(cache) / "model", parts=(MERGED,)).merged)
+        encoder = model_encoder(tokenizer, model_dir)  # the format train stamped into merged/
         titles = training_titles(splits) + [r["reference"] for r in rows]
     budget = token_budget(tokenizer, titles, cfg, cfg.hf_check.max_new_tokens)
     print(f"hf_check: {budget.describe()}", file=sys.stderr)
 
-    fmt = format_prompt(tokenizer, cfg.train.prompt_template)
-    formatted = [fmt(r["prompt"]) for r in rows]
-    _flag_rows(rows, generate(model, tokenizer, formatted, cfg, budget.max_new_tokens), cfg)
+    markers = encoder.format.marker_template
+    prompt_ids = [encoder.prompt_ids(r["prompt"]) for r in rows]
+    _flag_rows(rows, generate(model, tokenizer, prompt_ids, cfg, budget.max_new_tokens), cfg, markers)
     if cfg.hf_check.do_sample:
-        _flag_rows(rows, generate(model, tokenizer, formatted, cfg, budget.max_new_tokens, sample=True,
-                                  label="sampled"), cfg, "sampled_")
+        _flag_rows(rows, generate(model, tokenizer, prompt_ids, cfg, budget.max_new_tokens, sample=True,
+                                  label="sampled"), cfg, markers, "sampled_")
     print("hf_check: perplexity of the references", file=sys.stderr)
-    ppl = jp_metrics.completion_perplexity(
-        model, tokenizer, [r["prompt"] for r in rows], [r["reference"] for r in rows],
-        encode=lambda prompt, completion: encode_pair(tokenizer, prompt, completion, cfg.train.prompt_template))
+    ppl = jp_metrics.completion_perplexity(model, [encoder.pair_ids(r["prompt"], r["reference"]) for r in rows])
 
     report = StageReport(STAGE)
     rates = degenerate_rates(rows)
@@ -309,6 +288,7 @@ def _check(model_dir: str | Path, data_dir: str | Path, out: Path, cfg: RunConfi
         for split in cfg.hf_check.splits if (part := [r for r in rows if r["split"] == split])}
     report.details["examples"] = {f: _example(rows, f) for f in FLAGS if any(f in r["flags"] for r in rows)}
     report.details["generation"] = budget.to_dict()
+    report.details["prompt_format"] = encoder.format.to_dict()
     report.details["thresholds"] = {"max_degenerate_rate": cfg.gates.max_degenerate_rate,
                                     "min_rouge_l": cfg.gates.min_rouge_l, "min_chrf": cfg.gates.min_chrf}
     report.details["artifacts"] = {"samples": SAMPLES, "degenerate_rates_plot": RATES_PLOT}

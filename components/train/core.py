@@ -371,17 +371,21 @@ def state_step(checkpoint: Path | None) -> int | None:
 
 
 def _merge(model_dir, out: Path, tokenizer, cfg: RunConfig) -> None:
-    """Base + adapter merged into plain weights (reloaded unquantized, so QLoRA runs merge cleanly too)."""
+    """Base + adapter merged into plain weights (reloaded unquantized, so QLoRA runs merge cleanly too), its
+    tokenizer carrying the prompt format training used as its chat template: every later stage, and llama.cpp
+    reading the GGUF, reads the format from the model (components/common/prompts.py)."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
+
+    from components.common.prompts import stamp, training_format
 
     dtype = torch.bfloat16 if _bf16() else torch.float32
     base = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype, use_safetensors=True,
                                                 trust_remote_code=cfg.train.trust_remote_code)
     merged = PeftModel.from_pretrained(base, str(out / "adapter")).merge_and_unload()
     merged.save_pretrained(str(out / "merged"))
-    tokenizer.save_pretrained(str(out / "merged"))
+    stamp(tokenizer, training_format(tokenizer, cfg.train.prompt_template), out / "merged")
     # llama.cpp's converter reads tokenizer.model; without it, it falls back to a BPE hash check.
     source = Path(str(model_dir)) / "tokenizer.model"
     if source.is_file() and not (out / "merged" / "tokenizer.model").is_file():

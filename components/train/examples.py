@@ -4,9 +4,10 @@ We tokenize here rather than inside trl so that (1) rows whose completion would 
 are dropped and *counted* (trl drops them silently), and (2) padding-free batches still respect
 `train.max_seq_length` (trl only truncates padded batches).
 
-The prompt is formatted like every later stage formats it (hf_check's `format_prompt`): the tokenizer's chat
-template when it has one (a user turn, the generation prompt, then the assistant turn), else
-`train.prompt_template` with the completion and the EOS token appended. Loss is on the completion only.
+The format and its token ids are components/common/prompts.py's, the one module every stage prompts through:
+the tokenizer's chat template when it has one (a user turn, the generation prompt, then the assistant turn),
+else `train.prompt_template` with the completion and the EOS token appended. The train stage stamps that
+format into merged/, so later stages read it from the model. Loss is on the completion only.
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from components.common.prompts import hf_encoder, training_format, uses_chat_template
 from components.split.outputs import SplitRow
+
+# uses_chat_template: train/core.py's report says which kind of format the run trained with.
+__all__ = ["EncodedSplit", "encode_rows", "uses_chat_template"]
 
 
 @dataclass
@@ -38,39 +43,11 @@ class EncodedSplit:
         return Dataset.from_dict({"input_ids": self.input_ids, "completion_mask": self.completion_mask})
 
 
-def uses_chat_template(tokenizer) -> bool:
-    return bool(getattr(tokenizer, "chat_template", None))
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
-def encode_pair(tokenizer, prompt: str, completion: str, template: str) -> tuple[list[int], int]:
-    """(ids of prompt + completion + end, number of prompt tokens)."""
-    if uses_chat_template(tokenizer):
-        user = [{"role": "user", "content": prompt}]
-        prompt_ids = tokenizer.apply_chat_template(user, add_generation_prompt=True, tokenize=True,
-                                                   return_dict=True)["input_ids"]
-        full_ids = tokenizer.apply_chat_template(user + [{"role": "assistant", "content": completion}],
-                                                 tokenize=True, return_dict=True)["input_ids"]
-    else:
-        text = template.format(prompt=prompt)
-        prompt_ids = tokenizer(text)["input_ids"]
-        full_ids = tokenizer(text + completion + tokenizer.eos_token)["input_ids"]
-    # Where prompt and prompt+completion diverge is where the completion starts (trl's rule).
-    return list(full_ids), _common_prefix(prompt_ids, full_ids)
-
-
 def encode_rows(rows: Sequence[SplitRow], tokenizer, template: str, max_length: int) -> EncodedSplit:
     out = EncodedSplit(rows_in=len(rows))
+    encoder = hf_encoder(training_format(tokenizer, template), tokenizer)
     for row in rows:
-        ids, n_prompt = encode_pair(tokenizer, row.prompt, row.completion, template)
+        ids, n_prompt = encoder.pair_ids(row.prompt, row.completion)
         if n_prompt >= max_length:
             out.dropped.append(row.id)
             continue

@@ -187,16 +187,17 @@ def build_model(section: TinyBaseSection, vocab_size: int):
 
 def token_stream(corpus: Corpus, tokenizer, cfg: RunConfig) -> tuple[list[int], list[float]]:
     """Every document as token ids with a loss weight per token. A train pair is the training prompt
-    format with its title and EOS (train's own encoding); its prompt tokens weigh tiny_base.prompt_loss_weight
-    and the title and EOS weigh 1, so the model learns to end the template with a short title rather than
-    to continue the article. Raw text weighs 1 throughout."""
-    from components.train.examples import encode_pair
+    format with its title and EOS (train's own encoding, components/common/prompts.py); its prompt tokens
+    weigh tiny_base.prompt_loss_weight and the title and EOS weigh 1, so the model learns to end the template
+    with a short title rather than to continue the article. Raw text weighs 1 throughout."""
+    from components.common.prompts import hf_encoder, training_format
 
     ids: list[int] = []
     weights: list[float] = []
     template = cfg.tiny_base.pretrain_template or cfg.train.prompt_template
+    encoder = hf_encoder(training_format(tokenizer, template), tokenizer)
     for prompt, completion in corpus.pairs:
-        pair_ids, n_prompt = encode_pair(tokenizer, prompt, completion, template)
+        pair_ids, n_prompt = encoder.pair_ids(prompt, completion)
         ids.extend(pair_ids)
         weights.extend([cfg.tiny_base.prompt_loss_weight] * n_prompt + [1.0] * (len(pair_ids) - n_prompt))
     for text in corpus.texts:

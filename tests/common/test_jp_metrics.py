@@ -77,13 +77,16 @@ def char_lm():
 
 
 def test_perplexity_scores_only_completion_tokens(char_lm):
+    from components.common.prompts import hf_encoder, training_format
+
     model, tokenizer = char_lm
-    ids, start = jp_metrics.completion_token_ids(tokenizer, "本文:", "夜が好き")
+    encoder = hf_encoder(training_format(tokenizer, "{prompt}"), tokenizer)
+    ids, start = encoder.pair_ids("本文:", "夜が好き")
     assert tokenizer.decode(ids[start:], skip_special_tokens=True) == "夜が好き"
     assert ids[-1] == tokenizer.eos_token_id
 
-    a = jp_metrics.completion_perplexity(model, tokenizer, ["本文:"], ["夜が好き"])
-    b = jp_metrics.completion_perplexity(model, tokenizer, ["本文:焚き火を眺める"], ["夜が好き"])
+    a = jp_metrics.completion_perplexity(model, [encoder.pair_ids("本文:", "夜が好き")])
+    b = jp_metrics.completion_perplexity(model, [encoder.pair_ids("本文:焚き火を眺める", "夜が好き")])
     assert a["tokens"] == b["tokens"] == 5  # four characters and EOS; the prompt is never counted
     assert math.isfinite(a["perplexity"]) and a["perplexity"] > 1.0
     assert a["perplexity"] == pytest.approx(math.exp(a["mean_nll"]))

@@ -94,6 +94,17 @@ def test_finetuned_titles_are_the_quantized_models_greedy_output(evaluated, fine
     assert first["outputs"]["finetuned"] == reply["choices"][0]["text"].strip()
 
 
+def test_both_models_are_prompted_in_the_format_the_fine_tuned_model_carries(evaluated, trained_run):
+    from transformers import AutoTokenizer
+
+    from components.common.prompts import PromptFormat, read_format
+
+    _, _, data, cfg = evaluated
+    merged = trained_run / "merged"
+    assert data["prompt_format"] == read_format(AutoTokenizer.from_pretrained(str(merged)), merged).to_dict()
+    assert PromptFormat(**data["prompt_format"]).marker_template == cfg.train.prompt_template
+
+
 def test_heuristic_titles_quote_the_article_not_the_instruction(evaluated):
     out, _, data, _ = evaluated
     limit = data["heuristic_title_chars"]
@@ -205,8 +216,9 @@ def test_cli_refuses_a_file_that_is_not_gguf(run_dir, tmp_path, capsys):
 
 
 def test_llama_cpp_perplexity_matches_transformers_on_the_same_f16_model(base_gguf, base_model_dir, run_dir):
+    from components.common.prompts import hf_encoder, training_format
     from components.evaluate.baselines import hf_base_tokenizer_and_model
-    from components.evaluate.core import prompt_formatter, read_test_rows
+    from components.evaluate.core import read_test_rows
     from components.evaluate.systems import run_gguf
     from components.split.outputs import read_splits
 
@@ -214,8 +226,9 @@ def test_llama_cpp_perplexity_matches_transformers_on_the_same_f16_model(base_gg
     rows = read_test_rows(read_splits(run_dir / "split", run_dir / "cache"), 8)
     prompts, refs = [r["prompt"] for r in rows], [r["reference"] for r in rows]
     model, tokenizer = hf_base_tokenizer_and_model(base_model_dir)
-    fmt = prompt_formatter(cfg, tokenizer)
-    hf = jp_metrics.completion_perplexity(model, tokenizer, prompts, refs, format_prompt=fmt)
+    fmt = training_format(tokenizer, cfg.train.prompt_template)
+    encoder = hf_encoder(fmt, tokenizer)
+    hf = jp_metrics.completion_perplexity(model, [encoder.pair_ids(p, r) for p, r in zip(prompts, refs, strict=True)])
     llama, used = run_gguf("base", base_gguf, prompts, refs, cfg, fmt, fit=True)
     assert used == prompts  # nothing had to be cut
     assert llama.perplexity["tokens"] == hf["tokens"]

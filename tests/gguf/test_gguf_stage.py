@@ -13,6 +13,7 @@ from components.common.storage import sha256_file
 from components.gguf.gates import judge_f16, judge_quant
 from components.gguf.header import check_header
 from components.gguf.quantize import ftype_for, quantize
+from tests.gguf.tiny_model import TEMPLATE
 
 pytestmark = pytest.mark.slow
 
@@ -31,6 +32,17 @@ def test_f16_agrees_with_hf_and_passes_gate_c(gguf_run):
     assert m["max_logit_diff"] < 0.1
     assert m["tokenizer_match_rate"] == 1.0
     assert report.details["gates"]["C"]["passed"] is True
+
+
+def test_held_out_records_are_prompted_in_the_format_the_merged_model_carries(gguf_run, tiny_merged):
+    from transformers import AutoTokenizer
+
+    from components.common.prompts import read_format
+
+    report, _, _ = gguf_run
+    carried = read_format(AutoTokenizer.from_pretrained(str(tiny_merged)), tiny_merged)
+    assert report.details["prompt_format"] == carried.to_dict()
+    assert carried.marker_template == TEMPLATE  # what tests/gguf/tiny_model.py trained it on
 
 
 def test_q4_k_m_passes_gate_d_at_the_first_rung_and_ships(gguf_run):

@@ -48,6 +48,8 @@ def build_tiny_llama_dir(path: Path, steps: int = 40, seed: int = 0) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM, LlamaTokenizer
 
+    from components.common.prompts import stamp, training_format
+
     path.mkdir(parents=True, exist_ok=True)
     texts = [TEMPLATE.format(prompt=a) + t for a, t in RECORDS]
     corpus = path.parent / "sp_corpus.txt"
@@ -79,7 +81,8 @@ def build_tiny_llama_dir(path: Path, steps: int = 40, seed: int = 0) -> Path:
         optimizer.step()
     model.eval()
     model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
+    # The merged model carries the format it was trained in, as the train stage stamps it.
+    stamp(tokenizer, training_format(tokenizer, TEMPLATE), path)
     if not (path / "tokenizer.model").is_file():
         shutil.copy(path.parent / "sp.model", path / "tokenizer.model")
     if path.name == "merged":  # the merged model of a train stage output, as gguf reads it

@@ -109,21 +109,38 @@ def test_row_without_completion_names_file_line_and_field(learned_model_dir, tmp
         run_hf_check(learned_model_dir, splits, tmp_path / "out", cfg)
 
 
-def test_prompt_is_formatted_as_in_training_template_or_chat(learned_model_dir):
+def test_prompts_are_formatted_with_the_format_the_merged_model_carries(learned_model_dir, hf_cfg):
     from transformers import AutoTokenizer
 
-    from components.common.jp_metrics import completion_token_ids
-    from components.hf_check.core import format_prompt
+    from components.common.prompts import model_encoder
 
     tokenizer = AutoTokenizer.from_pretrained(str(learned_model_dir))
-    assert format_prompt(tokenizer, "### 指示\n{prompt}\n\n### タイトル\n")("本文") == "### 指示\n本文\n\n### タイトル\n"
+    encoder = model_encoder(tokenizer, learned_model_dir)
+    assert encoder.format.prompt_text("本文") == "<s>" + hf_cfg.train.prompt_template.format(prompt="本文")
+    ids = encoder.prompt_ids("本文")
+    assert ids.count(tokenizer.bos_token_id) == 1 and ids[0] == tokenizer.bos_token_id
+    # Another format stamped into the model is the one hf_check uses, whatever train.prompt_template says.
     tokenizer.chat_template = ("{{ bos_token }}{% for m in messages %}[{{ m['content'] }}]{% endfor %}"
                                "{% if add_generation_prompt %}:{% endif %}")
-    text = format_prompt(tokenizer, "### 指示\n{prompt}\n")("本文")
-    assert text == "<s>[本文]:"
-    ids, start = completion_token_ids(tokenizer, text, "夜")
+    encoder = model_encoder(tokenizer, learned_model_dir)
+    assert encoder.format.prompt_text("本文") == "<s>[本文]:"
+    ids, start = encoder.pair_ids("本文", "夜")
     assert ids.count(tokenizer.bos_token_id) == 1  # the template's BOS, not a second one from the tokenizer
     assert tokenizer.decode(ids[start:], skip_special_tokens=True) == "夜"
+
+
+def test_a_model_without_a_prompt_format_is_refused_in_one_line(learned_model_dir, title_splits, hf_cfg, tmp_path):
+    import shutil
+
+    from tests.fixtures.stage_outputs import seal_merged
+
+    merged = tmp_path / "old" / "merged"
+    shutil.copytree(learned_model_dir, merged)
+    (merged / "chat_template.jinja").unlink()  # a merged/ written before train stamped its format
+    seal_merged(merged)
+    with pytest.raises(InputError, match=r"carries no prompt format .*train stage stamps") as caught:
+        run_hf_check(merged, title_splits, tmp_path / "out", hf_cfg)
+    assert "\n" not in str(caught.value)
 
 
 def test_blank_line_before_the_answer_is_skipped_not_taken_as_empty(newline_first_model_dir, title_splits, hf_cfg,
@@ -148,25 +165,32 @@ def test_model_and_splits_are_read_from_s3(learned_model_dir, title_splits, hf_c
 
 
 @pytest.mark.parametrize("chat", [False, True], ids=["prompt_template", "chat_template"])
-def test_generation_sees_the_prompt_tokens_training_saw(learned_model_dir, hf_cfg, chat):
+def test_generation_sees_the_prompt_tokens_training_saw(learned_model_dir, hf_cfg, chat, tmp_path):
     from transformers import AutoTokenizer
 
-    from components.hf_check.core import format_prompt, prompt_token_ids
-    from components.train.examples import encode_pair
+    from components.common.prompts import model_encoder, stamp, training_format
+    from components.split.outputs import SplitRow
+    from components.train.examples import encode_rows
 
-    tokenizer = AutoTokenizer.from_pretrained(str(learned_model_dir))
+    base = AutoTokenizer.from_pretrained(str(learned_model_dir))
+    base.chat_template = None  # the tokenizer as the train stage got it from the base model
     if chat:  # a chat format written in characters the tiny tokenizer knows, so no token is <unk>
-        tokenizer.chat_template = (
+        base.chat_template = (
             "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}### 指示\n{{ m['content'] }}"
             "{% else %}\n\n### タイトル\n{{ m['content'] }}{{ eos_token }}{% endif %}{% endfor %}"
             "{% if add_generation_prompt %}\n\n### タイトル\n{% endif %}")
     template = hf_cfg.train.prompt_template
-    fmt = format_prompt(tokenizer, template)
-    for prompt, title in PAIRS:
-        trained_ids, n_prompt = encode_pair(tokenizer, prompt, title, template)
-        ids = prompt_token_ids(tokenizer, fmt(prompt))
-        assert tokenizer.unk_token_id not in ids
-        assert ids == trained_ids[:n_prompt] and ids.count(tokenizer.bos_token_id) == 1
+    rows = [SplitRow(id=i, source_line=i + 1, split="train", prompt=p, completion=t) for i, (p, t) in enumerate(PAIRS)]
+    trained = encode_rows(rows, base, template, max_length=512)
+    # What train writes into merged/, read back the way hf_check reads it.
+    stamp(base, training_format(base, template), tmp_path)
+    merged = AutoTokenizer.from_pretrained(str(tmp_path))
+    encoder = model_encoder(merged, tmp_path)
+    for (prompt, title), ids, mask in zip(PAIRS, trained.input_ids, trained.completion_mask, strict=True):
+        prompt_ids = encoder.prompt_ids(prompt)
+        assert merged.unk_token_id not in prompt_ids
+        assert prompt_ids == ids[:mask.index(1)] and prompt_ids.count(merged.bos_token_id) == 1
+        assert encoder.pair_ids(prompt, title) == (ids, mask.index(1))
 
 
 def test_answer_ends_at_any_end_of_turn_token_the_model_stops_on(learned_model_dir, title_splits, hf_cfg, tmp_path):

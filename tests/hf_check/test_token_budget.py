@@ -149,22 +149,24 @@ def test_char_level_model_gets_the_character_limit_as_its_budget(learned_model_d
 
 
 def test_evaluate_base_system_derives_and_records_its_budget(learned_model_dir):
+    from components.common.prompts import read_format
     from components.evaluate.baselines import hf_base_tokenizer_and_model, run_hf_base
-    from components.evaluate.core import prompt_formatter, system_metrics
+    from components.evaluate.core import system_metrics
 
     cfg = RunConfig()
     model, tokenizer = hf_base_tokenizer_and_model(learned_model_dir)
+    fmt = read_format(tokenizer, learned_model_dir)
     articles, refs = [p for p, _ in PAIRS], [t for _, t in PAIRS]
-    system = run_hf_base(model, tokenizer, articles, refs, cfg, prompt_formatter(cfg, tokenizer), source="test",
+    system = run_hf_base(model, tokenizer, articles, refs, cfg, fmt, source="test",
                          titles=refs)
     assert system.outputs == refs and all(system.finished)
     limit, margin = cfg.hf_check.degenerate.max_output_chars, cfg.hf_check.token_budget_margin
     assert system.token_budget["max_new_tokens"] == limit + margin and system.token_budget["derived"]
-    metrics, _ = system_metrics(system, [{"prompt": p, "reference": t} for p, t in PAIRS], cfg)
+    metrics, _ = system_metrics(system, [{"prompt": p, "reference": t} for p, t in PAIRS], cfg, fmt.marker_template)
     assert metrics["max_new_tokens"] == limit + margin
 
     cfg.evaluate.max_new_tokens = 3
-    cut = run_hf_base(model, tokenizer, articles, refs, cfg, prompt_formatter(cfg, tokenizer), source="test")
+    cut = run_hf_base(model, tokenizer, articles, refs, cfg, fmt, source="test")
     assert cut.token_budget["max_new_tokens"] == 3 and not any(cut.finished)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 
 import pytest
 
@@ -39,8 +40,19 @@ def test_trained_model_is_checked_and_gate_b_follows_the_thresholds(checked, sam
 
 
 @pytest.mark.slow
-def test_fine_tuning_makes_the_reference_titles_likelier(checked, tiny_base, sample_splits, tmp_path):
+def test_fine_tuning_makes_the_reference_titles_likelier(checked, trained_run, tiny_base, sample_splits, tmp_path):
+    from transformers import AutoTokenizer
+
+    from components.common.prompts import read_format, stamp
+
     report, _, cfg = checked
-    as_trained = write_stage_output(tmp_path / "base", "train", {"merged": tiny_base})  # hf_check reads train outputs
+    # The base, prompted in the fine-tuned model's format (which it carries, as train stamps it), read by
+    # hf_check as a train output.
+    base = tmp_path / "base_model"
+    shutil.copytree(tiny_base, base)
+    fine_tuned = trained_run / "merged"
+    stamp(AutoTokenizer.from_pretrained(str(base)), read_format(AutoTokenizer.from_pretrained(str(fine_tuned)),
+                                                                fine_tuned), base)
+    as_trained = write_stage_output(tmp_path / "base", "train", {"merged": base})
     base = run_hf_check(as_trained, sample_splits, tmp_path / "out", cfg)
     assert report.metrics["perplexity"] < base.metrics["perplexity"]

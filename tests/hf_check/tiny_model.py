@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from components.common.config import TrainSection
+
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
+DEFAULT_TEMPLATE = TrainSection().prompt_template  # what the fixtures train on (tests/hf_check/conftest.py)
 
 
 def build_char_tokenizer(texts: Sequence[str]):
@@ -89,12 +92,14 @@ def train_completions(model, tokenizer, prompts: Sequence[str], completions: Seq
     return float(loss.detach())
 
 
-def save(model, tokenizer, path: Path) -> Path:
-    """Saved as the merged model of a train stage output at `path`; returns the merged folder."""
+def save(model, tokenizer, path: Path, template: str = DEFAULT_TEMPLATE) -> Path:
+    """Saved as the merged model of a train stage output at `path`, its tokenizer carrying the prompt format
+    it was trained with (`template`, stamped as the train stage stamps it); returns the merged folder."""
+    from components.common.prompts import stamp, training_format
     from tests.fixtures.stage_outputs import seal_merged
 
     merged = path / "merged"
     merged.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(merged)
-    tokenizer.save_pretrained(merged)
+    stamp(tokenizer, training_format(tokenizer, template), merged)
     return seal_merged(merged)
