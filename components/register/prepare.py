@@ -80,6 +80,20 @@ def unchecked_gate_stages(run: RunDir, cfg: RunConfig) -> list[str]:
     return [s for s in CHAIN_GATE_STAGES if s not in cfg.register_.required_stages and s not in present]
 
 
+def _ladder_tags(gguf_report: dict) -> dict[str, str]:
+    """Every quantization rung gate D tried, with its figures, and the shipped file's real tensor-type mix."""
+    ladder = gguf_report.get("ladder") or []
+    rungs = [f"{r['type']}:{'passed' if r['passed'] else 'failed'} (same top token {r['same_top_token_rate']:.3f}, "
+             f"KLD {r['mean_kld']:.4f})" for r in ladder if isinstance(r, dict) and "type" in r]
+    shipped = next((r for r in ladder if isinstance(r, dict) and r.get("shipped")), None)
+    tags = {"gguf.ladder": "; ".join(rungs)}
+    if shipped:
+        mix = shipped.get("mix") or {}
+        tags["gguf.tensor_types"] = ", ".join(f"{t}={n}" for t, n in (mix.get("tensor_types") or {}).items())
+        tags["gguf.quant_note"] = mix.get("note", "")
+    return tags
+
+
 def prepare(run: RunDir, cfg: RunConfig, staging: Path) -> Registration:
     from components.gguf.header import check_header
 
@@ -91,6 +105,7 @@ def prepare(run: RunDir, cfg: RunConfig, staging: Path) -> Registration:
     tags = {**lineage(run, cfg), **_tags({
         **gate_tags, "gguf.file": gguf_path.name, "gguf.sha256": header.sha256, "gguf.bytes": str(header.file_bytes),
         "gguf.architecture": str(header.metadata.get("general.architecture", "")),
+        **_ladder_tags(run.report("gguf")),
         "skipped_metrics": ", ".join(f"{k}={why}" for k, why in metrics.skipped.items())})}
     artifacts, count = stage_run_artifacts(run, cfg, staging / "run", with_adapter=cfg.register_.log_adapter)
     sums = staging / "model" / "SHA256SUMS"

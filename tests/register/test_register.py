@@ -193,3 +193,22 @@ def test_lineage_tags_come_from_the_real_clean_and_split_reports(tmp_path, regis
         assert tags[f"finegate.data.{split}_sha256"] == sha256_file(run_dir / "split" / f"{split}.jsonl")
     metrics = client.get_run(report.details["mlflow_run_id"]).data.metrics
     assert metrics["split.train_rows"] == sum(1 for _ in open(run_dir / "split" / "train.jsonl", encoding="utf-8"))
+
+
+def test_the_version_records_every_quantization_rung_and_the_shipped_tensor_mix(tmp_path, register_cfg, client):
+    run_dir = make_run_dir(tmp_path / "run", register_cfg)
+    report_path = run_dir / "gguf" / "report.json"
+    gguf = json.loads(report_path.read_text())
+    gguf["ladder"] = [
+        {"type": "Q4_K_M", "passed": False, "shipped": False, "same_top_token_rate": 0.823, "mean_kld": 0.095,
+         "mix": {"tensor_types": {"Q5_0": 166, "Q4_K": 30}, "note": "Q4_K_M requested: 166 of 211 quantized tensors are 166 Q5_0"}},
+        {"type": "Q8_0", "passed": True, "shipped": True, "same_top_token_rate": 0.949, "mean_kld": 0.007,
+         "mix": {"tensor_types": {"F32": 61, "Q8_0": 211}}}]
+    report_path.write_text(json.dumps(gguf))  # the report is not in its own manifest: no reseal needed
+
+    report = run_register(run_dir, run_dir / "register", register_cfg)
+
+    tags = client.get_model_version(register_cfg.register_.model_name, report.details["model_version"]).tags
+    assert tags["finegate.gguf.ladder"] == ("Q4_K_M:failed (same top token 0.823, KLD 0.0950); "
+                                           "Q8_0:passed (same top token 0.949, KLD 0.0070)")
+    assert tags["finegate.gguf.tensor_types"] == "F32=61, Q8_0=211"
