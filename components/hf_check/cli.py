@@ -62,14 +62,14 @@ def _check_outputs(args: argparse.Namespace) -> int:
     from components.hf_check.core import degenerate_rates
 
     cfg = config_from_args(args)
+    rules, template = cfg.output_rules(), cfg.train.prompt_template
     rows = _read_rows(Path(args.input))
     for row in rows:
         prompt = row.get("prompt") if isinstance(row.get("prompt"), str) else None
         if isinstance(row.get("finished"), bool):  # a generation log (samples.jsonl): the token-limit rule applies
-            found = inspect_generation(row["output"], row["finished"], prompt, cfg.hf_check, cfg.clean,
-                                       cfg.train.prompt_template)
+            found = inspect_generation(row["output"], row["finished"], prompt, rules, template)
         else:
-            found = inspect_output(row["output"], prompt, cfg.hf_check.degenerate, cfg.clean, cfg.train.prompt_template)
+            found = inspect_output(row["output"], prompt, rules, template)
         row["flags"] = list(found)
         row["flag_details"] = found
     write_file_output(args.output, lambda path: write_jsonl(path, rows), inputs=[args.input])

@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from components.base_models.settings import TinyBaseSection
 from components.common import storage
-from components.common.config import RunConfig, TinyBaseSection
+from components.common.config import RunConfig
 from components.common.errors import ConfigError, FinegateError, InputError
 from components.common.report import JsonProblem, parse_json, read_jsonl, read_text
 

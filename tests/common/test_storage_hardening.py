@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from components.common import storage
-from components.common.config import RunConfig, StorageSection
+from components.common.config import RunConfig
 from components.common.errors import InputError, IntegrityError, StorageError
+from components.common.settings.storage import StorageSection
 from components.train.core import _localize_model
 from pipelines.cli import main as finegate
 from tests.clean.rows import alpaca

@@ -89,7 +89,7 @@ def test_finetuned_titles_are_the_quantized_models_greedy_output(evaluated, fine
     prompt = cfg.train.prompt_template.format(prompt=first["prompt"])
     budget = data["systems"]["finetuned"]["token_budget"]
     assert budget["derived"] and data["systems"]["finetuned"]["max_new_tokens"] == budget["max_new_tokens"]
-    with open_gguf(finetuned_gguf, cfg.gguf.model_copy(update={"n_ctx": 512})) as llm:
+    with open_gguf(finetuned_gguf, cfg.gguf, n_ctx=512) as llm:
         reply = llm.create_completion(prompt, max_tokens=budget["max_new_tokens"], temperature=0.0, stop=["\n"])
     assert first["outputs"]["finetuned"] == reply["choices"][0]["text"].strip()
 
@@ -219,7 +219,7 @@ def test_llama_cpp_perplexity_matches_transformers_on_the_same_f16_model(base_gg
     from components.common.prompts import hf_encoder, training_format
     from components.evaluate.baselines import hf_base_tokenizer_and_model
     from components.evaluate.core import read_test_rows
-    from components.evaluate.systems import run_gguf
+    from components.evaluate.systems import LlamaRuntime, run_gguf
     from components.split.outputs import read_splits
 
     cfg = load_config(None, ["evaluate.n_ctx=512", "evaluate.max_new_tokens=4"])
@@ -229,7 +229,8 @@ def test_llama_cpp_perplexity_matches_transformers_on_the_same_f16_model(base_gg
     fmt = training_format(tokenizer, cfg.train.prompt_template)
     encoder = hf_encoder(fmt, tokenizer)
     hf = jp_metrics.completion_perplexity(model, [encoder.pair_ids(p, r) for p, r in zip(prompts, refs, strict=True)])
-    llama, used = run_gguf("base", base_gguf, prompts, refs, cfg, fmt, fit=True)
+    llama, used = run_gguf("base", base_gguf, prompts, refs, LlamaRuntime(cfg.gguf, cfg.evaluate.n_ctx),
+                           cfg.token_budget_rule(cfg.evaluate.max_new_tokens), fmt, fit=True)
     assert used == prompts  # nothing had to be cut
     assert llama.perplexity["tokens"] == hf["tokens"]
     assert llama.perplexity["mean_nll"] == pytest.approx(hf["mean_nll"], rel=0.01)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from components.common.config import TrainSection
+from components.train.settings import TrainSection
 
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
 DEFAULT_TEMPLATE = TrainSection().prompt_template  # what the fixtures train on (tests/hf_check/conftest.py)
