@@ -62,7 +62,8 @@ def _pod(task: str, what: str) -> Any:
 
 
 class ClusterSection(Section):
-    """Pod settings of the compiled pipeline's tasks (ignored by `finegate run` and KFP's local runner)."""
+    """Pod settings of the compiled pipeline's tasks (ignored by `finegate run` and KFP's local runner). The
+    register task's attribute is `register_` (`register` is taken on a pydantic model); its key stays `register`."""
 
     policy: TaskResources = _pod("policy", "policy check (the standard's rules, before any data is read)")
     clean: TaskResources = _pod("clean", "clean stage")
@@ -72,7 +73,6 @@ class ClusterSection(Section):
     hf_check: TaskResources = _pod("hf_check", "hf_check stage")
     gguf: TaskResources = _pod("gguf", "gguf stage")
     evaluate: TaskResources = _pod("evaluate", "evaluate stage")
-    # `register` is taken on a pydantic model: the attribute is register_, the key stays register.
     register_: TaskResources = Field(DEFAULTS["register"], alias="register", description="Pod of the register stage.")
     gate_failed: TaskResources = _pod("gate_failed", "task that records a failed gate and fails the run")
     run_as_user: int = Field(10001, ge=1, description="Non-root UID every task runs as (the images' user).")

@@ -39,6 +39,9 @@ from pipelines.settings import KfpSection
 
 
 class RunConfig(Section):
+    """Every section of a run. `register` is taken on a pydantic model (ABC.register), so that section's
+    attribute is `register_`; its key in YAML and `--set` stays `register`."""
+
     run: RunSection = Field(RunSection(), description="What names and seeds the whole run.")
     storage: StorageSection = Field(StorageSection(), description="How stages read and write local paths and s3:// URIs.")
     data: DataSection = Field(DataSection(), description="The raw data set and gate 0's size threshold.")
@@ -55,7 +58,6 @@ class RunConfig(Section):
     evaluate: EvaluateSection = Field(EvaluateSection(), description=(
         "The evaluate stage: the quantized model against its baselines on the test split."))
     gates: GatesSection = Field(GatesSection(), description="Every threshold a gate reads.")
-    # `register` is taken on a pydantic model (ABC.register), so the attribute is register_ and the key stays register.
     register_: RegisterSection = Field(RegisterSection(), alias="register", description=(
         "The register stage: MLflow run, logged model, registry version and aliases."))
     cluster: ClusterSection = Field(ClusterSection(), description="Pod settings of each task of the compiled pipeline.")
