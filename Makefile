@@ -29,7 +29,7 @@ replay: setup $(TINY_BASE)/config.json
 # The demo's base model: no hub is reachable, so a tiny Llama is built from the sample data (a few minutes).
 # Always with the demo's settings (its tiny_base section): every config that names .cache/tiny-base means this model.
 $(TINY_BASE)/config.json: data/sample/note_titles.jsonl configs/demo.yaml | $(STAMP)
-	$(BIN)/finegate make-tiny-base --corpus data/sample/note_titles.jsonl --output $(TINY_BASE) --config configs/demo.yaml
+	$(BIN)/finegate make-tiny-base --corpus data/sample/note_titles.jsonl --output-dir $(TINY_BASE) --config configs/demo.yaml
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -19,7 +19,8 @@ class RegisterSection(Section):
         "registers. Resolved when registering, never at config load: a config compiled on a laptop must not "
         "carry its local path to a pod."))
     local_tracking_uri: str = Field("sqlite:///runs/mlflow.db", description=(
-        "The tracking store when neither tracking_uri nor MLFLOW_TRACKING_URI names one."))
+        "The tracking store when neither tracking_uri nor MLFLOW_TRACKING_URI names one (`mlflow ui "
+        "--backend-store-uri sqlite:///runs/mlflow.db` shows it)."))
     local_artifact_location: str = Field("runs/mlartifacts", description=(
         "Where a new experiment keeps its artifacts when the tracking URI is a database file (a server decides "
         "for itself, e.g. its --artifacts-destination s3://...)."))
@@ -34,7 +35,8 @@ class RegisterSection(Section):
         "of the chain needs register.required_stages_override_reason."))
     required_stages_override_reason: str | None = Field(None, description=(
         "Written reason for a required_stages that leaves out gate stages of the chain; recorded on the model "
-        "version and in the report, and such a version needs its own --override-reason to be promoted."))
+        "version and in the report (the version's gates.passed is false when a left-out stage has no report), "
+        "and such a version needs its own --override-reason to be promoted."))
     run_artifact_suffixes: list[str] = Field([".json", ".png", ".html"], description=(
         "Top-level files of each stage dir logged with the MLflow run (reports, curves, HTML); data files (.jsonl) "
         "stay in storage and are referenced by their sha256 instead."))

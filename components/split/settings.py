@@ -14,8 +14,9 @@ from components.common.settings.rules import NearDuplicateRule
 class SplitSection(Section):
     ratios: tuple[float, float, float] = Field((0.8, 0.1, 0.1), description=(
         "train/val/test shares. Also accepted: two values (train/val, no test: \"80/20\"), percentages "
-        "([70, 15, 15]) and the string form \"70/15/15\" (handy with --set). Stored as three fractions."))
-    seed: int = Field(42, description="Seed of the assignment to splits: the same rows and seed give the same splits.")
+        "([70, 15, 15]) and the string form \"70/15/15\" (handy with --set). Stored as three fractions; train and "
+        "val must be above 0, and anything else (4 values, a wrong sum) is a config error saying why."))
+    seed: int = Field(42, description="Seed of the assignment to splits: the same rows and seed give byte-identical files.")
     stratify_by: str | None = Field("category", description=(
         "Field of a kept row to stratify on; rows missing it form their own stratum. None: no stratification."))
     group_by: str | None = Field("group", description=(

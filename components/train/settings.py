@@ -116,7 +116,9 @@ class TrainSection(Section):
     lora: LoraSection = Field(LoraSection(), description="The LoRA adapter.")
     learning_rate: float = Field(2e-4, description="Peak learning rate (standard: 2e-4 is the LoRA SFT starting point).")
     lr_scheduler: str = Field("cosine", description="transformers' scheduler name (lr_scheduler_type).")
-    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of the steps spent warming up (standard: 3-10%).")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description=(
+        "Share of the steps spent warming up (standard: 3-10%); passed to transformers 5 as a fractional "
+        "warmup_steps, since its warmup_ratio is gone."))
     num_epochs: float = Field(2, gt=0, description="Passes over the train split (standard: 1-3).")
     max_steps: int = Field(-1, description="Caps training steps (tests, smoke runs); -1 means no cap.")
     per_device_batch_size: int = Field(8, ge=1, description="Examples per process per forward pass.")
@@ -126,7 +128,7 @@ class TrainSection(Section):
     packing: bool = Field(False, description=(
         "Fill each row up to max_seq_length with several examples (trl packing; the attention keeps them apart)."))
     packing_strategy: Literal["bfd", "bfd_split", "wrapped"] = Field("bfd", description=(
-        "trl's packing strategy, with packing on."))
+        "trl's packing strategy, with packing on (bfd: best-fit decreasing)."))
     padding_free: bool = Field(True, description=(
         "Padding-free batches: trl flattens the batch into one row with position_ids (the attention keeps "
         "examples apart), so training spends compute on real tokens only."))
@@ -170,7 +172,7 @@ class TrainSection(Section):
         "fails. transformers' default, 30 minutes, is shorter than downloading a large base model from S3."))
     output_uri: str | None = Field(None, description=(
         "s3:// prefix a TrainJob writes the stage output under (<output_uri>/<run id>) before the train task copies "
-        "it into its model artifact; None: beside that artifact."))
+        "it into its model artifact; None: <the model artifact's URI>-trainjob."))
     trainjob: TrainJobSection = Field(TrainJobSection(), description="The TrainJob of a multi-node run.")
 
     @field_validator("prompt_template")

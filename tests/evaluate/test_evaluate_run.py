@@ -185,7 +185,7 @@ def test_cli_reads_s3_inputs_and_records_an_unreachable_required_judge_as_a_fail
     storage.publish(run_dir / "split", f"{prefix}/split")
     storage.publish(finetuned_gguf.parent, f"{prefix}/gguf")
     dead = f"http://127.0.0.1:{free_port()}/v1"
-    code = finegate(["evaluate", "--gguf", f"{prefix}/gguf/model-Q4_K_M.gguf", "--data-dir", f"{prefix}/split",
+    code = finegate(["evaluate", "--gguf-dir", f"{prefix}/gguf/model-Q4_K_M.gguf", "--data-dir", f"{prefix}/split",
                      "--output-dir", str(tmp_path), "--base-model", str(base_gguf),
                      "--set", "evaluate.max_samples=4", "--set", "evaluate.n_ctx=512",
                      "--set", "evaluate.must_beat=[]", "--set", "gates.min_rouge_l=0",
@@ -209,7 +209,7 @@ def test_cli_reads_s3_inputs_and_records_an_unreachable_required_judge_as_a_fail
 def test_cli_refuses_a_file_that_is_not_gguf(run_dir, tmp_path, capsys):
     fake = write_stage_output(tmp_path / "gguf", "gguf", {"model.gguf": b"NOTAGGUF" + b"\0" * 64},
                               details={"shipped": "model.gguf"}) / "model.gguf"
-    code = finegate(["evaluate", "--gguf", str(fake), "--data-dir", str(run_dir / "split"),
+    code = finegate(["evaluate", "--gguf-dir", str(fake), "--data-dir", str(run_dir / "split"),
                      "--output-dir", str(tmp_path / "out")])
     assert code == 2
     assert "malformed GGUF" in capsys.readouterr().err

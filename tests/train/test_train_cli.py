@@ -63,7 +63,7 @@ def test_pickled_weights_are_refused(tmp_path, capsys):
 def test_make_tiny_base_from_plain_text(tmp_path, capsys):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(f"{i}日目：今日は晴れ。散歩をして本を読んだ。" for i in range(40)), encoding="utf-8")
-    code = finegate(["make-tiny-base", "--corpus", str(corpus), "--output", str(tmp_path / "base"),
+    code = finegate(["make-tiny-base", "--corpus", str(corpus), "--output-dir", str(tmp_path / "base"),
                      "--set", "tiny_base.vocab_size=300", "--set", "tiny_base.pretrain_steps=2",
                      "--set", "tiny_base.seq_length=16", "--set", "tiny_base.batch_size=2"])
     assert code == 0

@@ -8,12 +8,12 @@ import re
 
 import pytest
 
+from components.base_models.tiny_base import make_tiny_base
 from components.common import storage
 from components.common.errors import ConfigError
 from components.common.report import read_jsonl
 from components.common.text import normalize
 from components.split.outputs import read_splits
-from components.train.tiny_base import make_tiny_base
 from tests.fixtures.models import TINY_BASE_SETTINGS, fixture_config
 
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
@@ -49,8 +49,9 @@ def test_pretraining_taught_it_japanese_titles_it_never_saw(tiny_base, sample_sp
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from components.base_models.tiny_base import build_model
+    from components.common.torch_threads import torch_threads
     from components.train.examples import encode_rows
-    from components.train.tiny_base import build_model, torch_threads
 
     cfg = fixture_config()
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_base))
@@ -80,7 +81,7 @@ def test_pretraining_taught_it_japanese_titles_it_never_saw(tiny_base, sample_sp
 def test_nothing_of_a_held_out_article_and_no_rejected_title_reaches_pretraining(tmp_path, sample_path, sample_splits):
     """The base model is pre-trained on the pipeline's train split only: no val/test article body or title
     (nor their tag-list twins and duplicates that clean rejected) and no rejected tag list is in its corpus."""
-    from components.train.tiny_base import pretraining_corpus
+    from components.base_models.tiny_base import pretraining_corpus
 
     corpus = pretraining_corpus(sample_path, fixture_config(*TINY_BASE_SETTINGS), tmp_path)
     prompts = "\n".join(p for p, _ in corpus.pairs)
