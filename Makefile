@@ -41,6 +41,7 @@ setup-postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
 	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; }
 
+# Everything that builds, trains or converts no model (tests/conftest.py marks every test using a model fixture slow).
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
