@@ -8,6 +8,7 @@ import io
 import json
 import textwrap
 import tokenize
+from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
@@ -18,6 +19,9 @@ from pipelines.cli import main
 from pipelines.settings_cli import describe, section_class
 
 SETTINGS = list(describe(RunConfig()))
+REPO = Path(__file__).resolve().parents[2]
+SETTINGS_MODULES = [*sorted(REPO.glob("components/*/settings.py")), *sorted(REPO.glob("components/common/settings/*.py")),
+                    REPO / "pipelines" / "settings.py"]
 
 
 def _section_classes(cls: type[BaseModel], found: dict[str, type[BaseModel]]) -> dict[str, type[BaseModel]]:
@@ -57,6 +61,14 @@ def _field_comments(cls: type[BaseModel]) -> list[str]:
 @pytest.mark.parametrize("cls", SECTIONS.values(), ids=list(SECTIONS))
 def test_field_help_lives_only_in_its_description(cls):
     assert _field_comments(cls) == [], f"{cls.__qualname__}: move these into Field(description=...)"
+
+
+@pytest.mark.parametrize("path", SETTINGS_MODULES, ids=lambda p: str(p.relative_to(REPO)))
+def test_a_settings_module_imports_only_the_section_base_and_shared_settings(path):
+    """So components/common/config.py can compose every stage's settings without an import cycle."""
+    own = {node.module for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+           if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in ("components", "pipelines")}
+    assert {m for m in own if m != "components.common.section" and not m.startswith("components.common.settings.")} == set()
 
 
 def _settable(setting) -> bool:
