@@ -29,7 +29,7 @@ replay: setup $(TINY_BASE)/config.json
 # The demo's base model: no hub is reachable, so a tiny Llama is built from the sample data (a few minutes).
 # Always with the demo's settings (its tiny_base section): every config that names .cache/tiny-base means this model.
 $(TINY_BASE)/config.json: data/sample/note_titles.jsonl configs/demo.yaml | $(STAMP)
-	$(BIN)/finegate make-tiny-base --corpus data/sample/note_titles.jsonl --output $(TINY_BASE) --config configs/demo.yaml
+	$(BIN)/finegate make-tiny-base --corpus data/sample/note_titles.jsonl --output-dir $(TINY_BASE) --config configs/demo.yaml
 
 test: setup
 	$(BIN)/python -m pytest -q
@@ -41,6 +41,7 @@ setup-postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
 	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; }
 
+# Everything that builds, trains or converts no model (tests/conftest.py marks every test using a model fixture slow).
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 

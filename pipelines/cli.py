@@ -46,6 +46,7 @@ COMMAND_MODULES = [
     "pipelines.replay",
     "pipelines.images_cli",
     "pipelines.submit_cli",
+    "pipelines.settings_cli",
 ]
 
 

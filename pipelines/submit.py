@@ -26,9 +26,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from components.common.config import KfpSection, RunConfig
+from components.common.config import RunConfig
 from components.common.errors import FinegateError
 from components.common.redact import MASK, redact_text, redact_uri
+from pipelines.settings import KfpSection
 
 # kfp.Client reads the endpoint from this variable when no host is given (kfp/client/client.py).
 KFP_ENDPOINT_ENV = "KF_PIPELINES_ENDPOINT"

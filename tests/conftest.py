@@ -16,6 +16,23 @@ pytest_plugins = ["tests.fixtures.data", "tests.fixtures.mlflow_server", "tests.
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "sample" / "note_titles.jsonl"
 
+# Fixtures that train, convert or build a model. A test that uses one, directly or through another fixture
+# (base_gguf, finetuned_gguf, evaluated, ...), is slow whether or not it says so: `make test-fast`
+# (-m "not slow") then builds no model at all.
+MODEL_FIXTURES = frozenset({
+    "tiny_base", "trained_run", "demo_base",  # tests/fixtures: the product's builders (make-tiny-base, train)
+    "tiny_merged",  # tests/gguf/conftest.py
+    "_trained", "byte_level_model_dir",  # tests/hf_check
+    "char_lm",  # tests/common/test_jp_metrics.py
+})
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m "not slow" deselects
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def s3_endpoint(tmp_path_factory):

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     subprocess.run([*finegate, "make-tiny-base", "--corpus", str(REPO / "data/sample/note_titles.jsonl"),
-                    "--output", str(work / "tiny-base"), "--config", args.config], cwd=REPO, env=env, check=True,
+                    "--output-dir", str(work / "tiny-base"), "--config", args.config], cwd=REPO, env=env, check=True,
                    stdout=subprocess.DEVNULL)
     base_s = time.monotonic() - started
     run = subprocess.run([*finegate, "run", "--config", args.config, "--output-dir", str(work / "run"),

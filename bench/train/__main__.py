@@ -121,10 +121,10 @@ def child(args: argparse.Namespace) -> None:
 
 
 def prepare(work: Path, base_model: str | None) -> tuple[str, str]:
+    from components.base_models.tiny_base import make_tiny_base
     from components.clean.core import run_clean
     from components.common.config import load_config
     from components.split.core import run_split
-    from components.train.tiny_base import make_tiny_base
 
     cfg = load_config(None)
     run_clean(str(SAMPLE), work / "clean", cfg)

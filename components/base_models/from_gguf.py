@@ -1,7 +1,7 @@
 """A GGUF file -> a Hugging Face base-model folder the train stage reads: `finegate import-gguf`.
 
-    finegate import-gguf --gguf model.Q4_1.gguf --output .cache/smollm2
-    finegate import-gguf --gguf s3://models/x.gguf --output s3://models/x-hf --dtype bfloat16
+    finegate import-gguf --gguf model.Q4_1.gguf --output-dir .cache/smollm2
+    finegate import-gguf --gguf s3://models/x.gguf --output-dir s3://models/x-hf --dtype bfloat16
 
 1. The file's header is checked first (components/gguf/header.py): a truncated, malformed or non-GGUF file
    is refused with one line before any loader reads it; its sha256 is recorded.
@@ -36,8 +36,8 @@ from typing import Any
 from components.common import storage
 from components.common.config import RunConfig
 from components.common.errors import InputError
+from components.common.torch_threads import torch_threads
 from components.gguf.header import check_header
-from components.train.tiny_base import torch_threads
 
 BUILD_INFO = "import_gguf.json"
 # Metadata the config reader does not need but the import record and the tokenizer fix do.
@@ -171,7 +171,7 @@ def _tokenizer_as_llama_cpp_reads_it(tokenizer, metadata: dict[str, Any]):
     """transformers 5.24 builds a SentencePiece ("llama") vocabulary with a Metaspace that prepends "▁" to
     the text, ignoring `tokenizer.ggml.add_space_prefix = false`, which llama.cpp honours: every text would
     start with one extra token. Such a file gets the pre-tokenizer and decoder `LlamaTokenizer` builds for
-    add_prefix_space=False (the tiny base model's own, components/train/tiny_base.py)."""
+    add_prefix_space=False (the tiny base model's own, components/base_models/tiny_base.py)."""
     from tokenizers import decoders, pre_tokenizers
 
     backend = tokenizer.backend_tokenizer
@@ -196,7 +196,7 @@ def plain_copy(gguf_model, config, dtype):
 def _check_destination(output: Path) -> None:
     """Refuses to replace a folder that is not an earlier import (or empty) before any work is done."""
     if output.is_file():
-        raise InputError(f"{output}: is a file; --output must be a folder or an s3:// prefix")
+        raise InputError(f"{output}: is a file; --output-dir must be a folder or an s3:// prefix")
     if output.is_dir() and any(output.iterdir()) and not (output / BUILD_INFO).is_file():
         raise InputError(f"{output}: exists and is not an earlier import (no {BUILD_INFO}); choose another --output")
 

@@ -38,12 +38,12 @@ from itertools import chain
 from pathlib import Path
 from typing import Any, TextIO
 
+from components.clean.contamination import CONTAMINATION_RULES
 from components.clean.parallel import workers
 from components.clean.prepare import Outcome, Prepared, Recheck, RowPreparer
 from components.clean.readers import RawLine, SourceRow, choose_schema, detect_format, iter_rows, parse_row
 from components.common import storage
 from components.common.config import RunConfig
-from components.common.detectors import CONTAMINATION_RULES
 from components.common.errors import InputError, row_problem
 from components.common.gates import Gate
 from components.common.near_duplicates import NearDuplicateIndex

@@ -14,9 +14,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from components.clean.contamination import find_contamination
 from components.clean.readers import FieldProblem, RawLine, SourceRow, parse_row, to_record
 from components.common.config import RunConfig
-from components.common.detectors import find_contamination, is_placeholder
+from components.common.detectors import is_placeholder
 from components.common.errors import row_problem
 from components.common.near_duplicates import NearDuplicateIndex
 from components.common.text import normalize
@@ -61,8 +62,8 @@ class Recheck(NamedTuple):
 
 
 def content_problem(prompt: str, completion: str, cfg: RunConfig) -> tuple[str, str] | None:
-    """The contamination rule a row breaks: the completion's detectors first, then an empty or
-    placeholder prompt (the issue's 'empty or whitespace input'). A body cut mid-sentence is fine."""
+    """The contamination rule a row breaks: the completion's detectors first, then a prompt that is empty,
+    only white space or a placeholder. A body cut mid-sentence is fine."""
     found = find_contamination(completion, cfg.clean)
     if found:
         return found[0], f"completion: {found[1]}"

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from components.common.config import DataSection
 from components.common.errors import InputError, one_line
 from components.common.report import JsonProblem, iter_lines, line_too_long, parse_json
+from components.common.settings.data import DataSection
 
 FORMATS = ("jsonl", "csv", "parquet")
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "csv",

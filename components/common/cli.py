@@ -18,6 +18,18 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
                         help="override one config value by its dotted path, e.g. --set split.seed=7 (repeatable)")
 
 
+def add_folder_arg(parser: argparse.ArgumentParser, flag: str, help: str, required: bool = False,
+                   old: tuple[str, ...] = ()) -> None:
+    """A stage folder under its one spelling on every command (--data-dir: a split output, --model-dir: a train
+    output, --gguf-dir: a gguf output, --output-dir: where this command writes). `old` spellings still work and
+    are left out of --help."""
+    dest = flag.removeprefix("--").replace("-", "_")
+    group = parser.add_mutually_exclusive_group(required=required)
+    group.add_argument(flag, dest=dest, help=help)
+    for alias in old:
+        group.add_argument(alias, dest=dest, help=argparse.SUPPRESS)
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """The run config, whose storage settings (timeouts, retries, endpoint) this process then uses."""
     cfg = load_config(args.config, args.overrides)

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from components.common.section import Section
 
 TASKS = ("policy", "clean", "split", "train", "hf_check", "gguf", "evaluate", "register", "gate_failed")
 
 
-class TaskResources(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
-
+class TaskResources(Section):
     cpu_request: str = Field("500m", description="Kubernetes CPU request (cores or millicores).")
     cpu_limit: str = Field("1", description="CPU limit.")
     memory_request: str = Field("512Mi", description="Memory request.")
@@ -42,7 +42,6 @@ DEFAULTS: dict[str, TaskResources] = {
                    retries=2, timeout_s=7200),
     "split": _task(cpu_request="1", cpu_limit="2", memory_request="2Gi", memory_limit="8Gi", scratch="20Gi",
                    retries=2, timeout_s=3600),
-    # Retried with the same KFP run id, a train pod resumes from its last checkpoint in train.checkpoint_uri.
     "train": _task(cpu_request="4", cpu_limit="8", memory_request="32Gi", memory_limit="64Gi", gpus=1,
                    scratch="200Gi", retries=3, backoff_s=120, timeout_s=172800),
     "hf_check": _task(cpu_request="4", cpu_limit="8", memory_request="32Gi", memory_limit="64Gi", gpus=1,
@@ -58,21 +57,24 @@ DEFAULTS: dict[str, TaskResources] = {
 }
 
 
-class ClusterSection(BaseModel):
-    """Pod settings of the compiled pipeline's tasks (ignored by `finegate run` and KFP's local runner)."""
+def _pod(task: str, what: str) -> Any:
+    return Field(DEFAULTS[task], description=f"Pod of the {what}.")
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False, populate_by_name=True)
 
-    policy: TaskResources = DEFAULTS["policy"]
-    clean: TaskResources = DEFAULTS["clean"]
-    split: TaskResources = DEFAULTS["split"]
-    train: TaskResources = DEFAULTS["train"]
-    hf_check: TaskResources = DEFAULTS["hf_check"]
-    gguf: TaskResources = DEFAULTS["gguf"]
-    evaluate: TaskResources = DEFAULTS["evaluate"]
-    # `register` is taken on a pydantic model: the attribute is register_, the key stays register.
-    register_: TaskResources = Field(DEFAULTS["register"], alias="register")
-    gate_failed: TaskResources = DEFAULTS["gate_failed"]
+class ClusterSection(Section):
+    """Pod settings of the compiled pipeline's tasks (ignored by `finegate run` and KFP's local runner). The
+    register task's attribute is `register_` (`register` is taken on a pydantic model); its key stays `register`."""
+
+    policy: TaskResources = _pod("policy", "policy check (the standard's rules, before any data is read)")
+    clean: TaskResources = _pod("clean", "clean stage")
+    split: TaskResources = _pod("split", "split stage")
+    train: TaskResources = _pod("train", "train stage (a retried train pod resumes from its last checkpoint in "
+                                "train.checkpoint_uri, since it keeps the KFP run id)")
+    hf_check: TaskResources = _pod("hf_check", "hf_check stage")
+    gguf: TaskResources = _pod("gguf", "gguf stage")
+    evaluate: TaskResources = _pod("evaluate", "evaluate stage")
+    register_: TaskResources = Field(DEFAULTS["register"], alias="register", description="Pod of the register stage.")
+    gate_failed: TaskResources = _pod("gate_failed", "task that records a failed gate and fails the run")
     run_as_user: int = Field(10001, ge=1, description="Non-root UID every task runs as (the images' user).")
     gpu_node_selector: dict[str, str] = Field({}, description=(
         "Node labels a GPU task must match, e.g. {'nvidia.com/gpu.product': 'NVIDIA-H100-80GB-HBM3'} "

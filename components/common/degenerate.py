@@ -1,6 +1,6 @@
 """Is a model's output a real answer, or one of the ways a fine-tuned model breaks?
 
-    flag_output(output, prompt=None, cfg=DegenerateSection(), clean_cfg=CleanSection(), template=None) -> list[str]
+    flag_output(output, prompt=None, rules=OutputRules(), template=None) -> list[str]
 
 returns the kinds below that apply, in this order; an empty list means the output looks like a real answer.
 
@@ -40,7 +40,6 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from components.common.config import CleanSection, DegenerateSection, HfCheckSection
 from components.common.detectors import (
     detect_placeholder,
     detect_repetition,
@@ -48,7 +47,11 @@ from components.common.detectors import (
     fold_ellipses,
     is_reduplicated_word,
 )
+from components.common.settings.degenerate import DegenerateSection, OutputRules
 from components.common.text import normalize
+
+# The built-in rules (the settings' defaults), for callers without a run config.
+DEFAULT_RULES = OutputRules()
 
 FLAGS = ("empty", "repetition", "tag_list", "prompt_copy", "over_length", "broken_text", "template_markup")
 
@@ -179,15 +182,15 @@ def template_markup_evidence(output: str, template: str | None = None) -> str | 
     return None
 
 
-def _empty_evidence(text: str, cfg: DegenerateSection, clean_cfg: CleanSection) -> str | None:
+def _empty_evidence(text: str, rules: OutputRules) -> str | None:
     if not text:
         return "no text"
     content = _content_only(text)
     if not content:
         return f"no letters or digits: {text!r}"
-    if len(content) < cfg.min_content_chars:
+    if len(content) < rules.degenerate.min_content_chars:
         return f"{len(content)} letter(s), no answer: {text!r}"
-    return detect_placeholder(text, clean_cfg.placeholders)
+    return detect_placeholder(text, rules.placeholders)
 
 
 def _periodic_loop(text: str, max_unit: int, min_repeats: int, min_char_run: int) -> str | None:
@@ -401,27 +404,26 @@ def _prompt_copy_evidence(text: str, prompt: str | None, cfg: DegenerateSection,
     return None
 
 
-def inspect_output(output: str | None, prompt: str | None = None, cfg: DegenerateSection | None = None,
-                   clean_cfg: CleanSection | None = None, template: str | None = None) -> dict[str, str]:
+def inspect_output(output: str | None, prompt: str | None = None, rules: OutputRules = DEFAULT_RULES,
+                   template: str | None = None) -> dict[str, str]:
     """Each degenerate kind that applies to `output`, with the evidence for it (FLAGS order).
 
-    `template` (train.prompt_template) makes an output that only repeats the template's own text a
+    `template` (the prompt format's own text) makes an output that only repeats the template's own text a
     prompt copy too."""
-    cfg = cfg or DegenerateSection()
-    clean_cfg = clean_cfg or CleanSection()
+    cfg = rules.degenerate
     text = _strip_markup(output or "")
     found: dict[str, str] = {}
     broken = broken_text_evidence(output or "")
     markup = template_markup_evidence(output or "", template)
     repetition = _repetition_evidence(text, cfg) if text else None
-    empty = _empty_evidence(text, cfg, clean_cfg)
+    empty = _empty_evidence(text, rules)
     # A loop of punctuation (」」」」) is a loop first; "empty" is for outputs with nothing in them.
     if empty and not repetition:
         found["empty"] = empty
     if repetition:
         found["repetition"] = repetition
     if text and not empty:
-        tags = detect_tag_list(text, clean_cfg.tag_list)
+        tags = detect_tag_list(text, rules.tag_list)
         if tags:
             found["tag_list"] = tags
         copy = _prompt_copy_evidence(text, prompt, cfg, template)
@@ -436,17 +438,18 @@ def inspect_output(output: str | None, prompt: str | None = None, cfg: Degenerat
     return found
 
 
-def flag_output(output: str | None, prompt: str | None = None, cfg: DegenerateSection | None = None,
-                clean_cfg: CleanSection | None = None, template: str | None = None) -> list[str]:
+def flag_output(output: str | None, prompt: str | None = None, rules: OutputRules = DEFAULT_RULES,
+                template: str | None = None) -> list[str]:
     """The degenerate kinds of `output` (see the module docstring); [] for a real answer."""
-    return list(inspect_output(output, prompt, cfg, clean_cfg, template))
+    return list(inspect_output(output, prompt, rules, template))
 
 
-def inspect_generation(output: str | None, finished: bool, prompt: str | None, hf_check: HfCheckSection,
-                       clean_cfg: CleanSection | None = None, template: str | None = None) -> dict[str, str]:
+def inspect_generation(output: str | None, finished: bool, prompt: str | None, rules: OutputRules = DEFAULT_RULES,
+                       template: str | None = None) -> dict[str, str]:
     """`inspect_output` for a generation: one cut off by max_new_tokens (no EOS, no newline) also counts as
-    `over_length` with hf_check.flag_unfinished, unless it is empty. Shared by hf_check and evaluate."""
-    found = inspect_output(output, prompt, hf_check.degenerate, clean_cfg, template)
-    if not finished and hf_check.flag_unfinished and not {"empty", "over_length"} & set(found):
+    `over_length` with rules.flag_unfinished (hf_check.flag_unfinished), unless it is empty. Shared by hf_check,
+    evaluate and check-outputs."""
+    found = inspect_output(output, prompt, rules, template)
+    if not finished and rules.flag_unfinished and not {"empty", "over_length"} & set(found):
         found["over_length"] = "no EOS before the max_new_tokens limit: the model does not stop"
     return {flag: found[flag] for flag in FLAGS if flag in found}

@@ -26,13 +26,10 @@ half-width forms (``｜`` / ``|``, ``＃`` / ``#``) behave the same; pass raw or
                                                       escaped bytes, base64/hex blobs, keyboard mash, no
                                                       letters (components/common/noise.py)
 
-Aliases for other stages, same signature: ``tag_list``/``find_tag_list``, ``repetition``/``find_repetition``,
-``url_or_html``, ``placeholder``, ``incomplete``, ``noise`` (and ``find_`` forms of each).
-
-    find_contamination(text, cfg.clean) -> (rule, detail) | None   all of them, in the clean stage's order
-                                          (url_or_html, tag_list, repetition, incomplete, noise;
-                                          placeholders count as incomplete)
     is_placeholder(text, placeholders) -> bool   whole-text placeholder only (what clean checks on prompts)
+
+The clean stage applies them in its own order (components/clean/contamination.py); hf_check applies them to a
+model's answers (components/common/degenerate.py).
 
 The tag-list detector splits a title at list separators outside brackets and weighs each part with a
 morphological analyzer (fugashi + unidic-lite): bare (nouns, affixes, nominal verbs: 自己紹介, 働き方),
@@ -57,13 +54,11 @@ from typing import TYPE_CHECKING
 from components.common.noise import detect_noise
 
 if TYPE_CHECKING:
-    from components.common.config import CleanSection, RepetitionRule, TagListRule
+    from components.common.settings.rules import RepetitionRule, TagListRule
 
 __all__ = [
     "detect_tag_list", "detect_url_or_html", "detect_repetition", "detect_placeholder", "detect_incomplete",
-    "detect_noise", "tag_list", "url_or_html", "repetition", "placeholder", "incomplete", "noise",
-    "find_tag_list", "find_url_or_html", "find_repetition", "find_placeholder", "find_incomplete", "find_noise",
-    "CONTAMINATION_RULES", "find_contamination", "is_placeholder",
+    "detect_noise", "is_placeholder", "is_reduplicated_word", "fold_ellipses",
 ]
 
 
@@ -602,35 +597,6 @@ def detect_incomplete(text: str, rule_cfg: object = None) -> str | None:
     if text[0] in _DANGLING_START:
         return f"starts with '{text[0]}'"
     return None
-
-
-# ---------------------------------------------------------------- all together
-# The clean stage's contamination rules, in the order it applies them (first match is the reason).
-CONTAMINATION_RULES = ("url_or_html", "tag_list", "repetition", "incomplete", "noise")
-
-
-def find_contamination(text: str, clean: CleanSection) -> tuple[str, str] | None:
-    """(rule, detail) of the first contamination rule a completion breaks, or None when it is clean.
-    Placeholders count as `incomplete`, as the issue lists them."""
-    if detail := detect_url_or_html(text):
-        return "url_or_html", detail
-    if detail := detect_tag_list(text, clean.tag_list):
-        return "tag_list", detail
-    if detail := detect_repetition(text, clean.repetition):
-        return "repetition", detail
-    if detail := detect_placeholder(text, clean.placeholders) or detect_incomplete(text):
-        return "incomplete", detail
-    if detail := detect_noise(text):
-        return "noise", detail
-    return None
-
-
-tag_list = find_tag_list = detect_tag_list
-url_or_html = find_url_or_html = detect_url_or_html
-repetition = find_repetition = detect_repetition
-placeholder = find_placeholder = detect_placeholder
-incomplete = find_incomplete = detect_incomplete
-noise = find_noise = detect_noise
 
 
 def is_reduplicated_word(unit: str) -> bool:

@@ -23,7 +23,7 @@ from functools import lru_cache
 import numpy as np
 from datasketch import LeanMinHash, MinHash
 
-from components.common.config import NearDuplicateRule
+from components.common.settings.rules import NearDuplicateRule
 from components.common.text import dedup_key
 
 _SCHEME = "affine32"

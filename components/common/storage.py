@@ -45,8 +45,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
 
-from components.common.config import StorageSection
 from components.common.errors import InputError, IntegrityError, StorageError
+from components.common.settings.storage import StorageSection
 
 SHA_KEY = "sha256"
 _CHUNK = 8 * 1024 * 1024

@@ -64,6 +64,19 @@ class TokenBudget:
         return f"up to {self.max_new_tokens} new tokens per answer, {how}{cut}"
 
 
+@dataclass(frozen=True)
+class BudgetRule:
+    """What a budget is made from (RunConfig.token_budget_rule gathers it): an explicit max_new_tokens, else the
+    rule above with the longest answer the over-length flag accepts and the margin."""
+
+    max_new_tokens: int | None
+    max_output_chars: int
+    margin: int
+
+    def resolve(self, titles: Iterable[str], count_tokens: CountTokens) -> TokenBudget:
+        return resolve_token_budget(self.max_new_tokens, titles, count_tokens, self.max_output_chars, self.margin)
+
+
 def training_titles(splits: Splits) -> list[str]:
     """The completions of the split stage's train split: the titles the model learned."""
     return [row.completion for row in splits.rows("train")]

@@ -17,12 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from components.common.config import RunConfig
 from components.common.errors import InputError
 from components.common.prompts import PromptFormat, hf_encoder
 from components.common.text import normalize
-from components.common.token_budget import hf_token_counter
-from components.evaluate.systems import SystemOutputs, evaluate_token_budget
+from components.common.token_budget import BudgetRule, hf_token_counter
+from components.evaluate.settings import EvaluateSection
+from components.evaluate.systems import SystemOutputs
+from components.hf_check.generation import Decoding
 from components.split.outputs import SplitRow
 
 # A sentence ends at a Japanese or Western full stop, question or exclamation mark, or a line break.
@@ -69,12 +70,12 @@ class HeuristicSpec:
         return heuristic_title(self.article(prompt), self.title_chars)
 
 
-def learn_heuristic(train_rows: Sequence[SplitRow], cfg: RunConfig) -> HeuristicSpec:
+def learn_heuristic(train_rows: Sequence[SplitRow], ev: EvaluateSection, separator: str) -> HeuristicSpec:
     """Title length: evaluate.heuristic_title_chars, else the median training title length (the length the
-    fine-tuned model learned to write). Instructions: a leading paragraph (split on data.alpaca_join, how
-    clean joins instruction and input) that opens at least evaluate.heuristic_instruction_min_rows
-    training prompts; clean removed duplicate articles, so only a template repeats that often."""
-    ev, separator = cfg.evaluate, cfg.data.alpaca_join
+    fine-tuned model learned to write). Instructions: a leading paragraph (split on `separator`,
+    data.alpaca_join: how clean joins instruction and input) that opens at least
+    evaluate.heuristic_instruction_min_rows training prompts; clean removed duplicate articles, so only a
+    template repeats that often."""
     lengths = [len(normalize(r.completion)) for r in train_rows if r.completion]
     if ev.heuristic_title_chars is None and not lengths:
         raise InputError("the train split has no completions to measure a title length from; set "
@@ -104,19 +105,19 @@ def hf_base_tokenizer_and_model(model_dir: str | Path):
                          "or a .gguf of it") from None
 
 
-def run_hf_base(model, tokenizer, articles: list[str], references: list[str], cfg: RunConfig,
-                prompt_format: PromptFormat, source: str, titles: Sequence[str] = ()) -> SystemOutputs:
+def run_hf_base(model, tokenizer, articles: list[str], references: list[str], budget_rule: BudgetRule,
+                decoding: Decoding, prompt_format: PromptFormat, source: str,
+                titles: Sequence[str] = ()) -> SystemOutputs:
     """Greedy titles and reference perplexity of an HF causal LM (the base model, no adapter), prompted in
     `prompt_format` (the fine-tuned model's, never the base's own) through the base's tokenizer, generated
-    exactly as hf_check generates (batched, stop at EOS or newline) with evaluate's token budget (derived
-    from `titles`, the training titles, and the references when evaluate.max_new_tokens is None)."""
+    as hf_check generates (components/hf_check/generation.py) with `decoding`, within evaluate's token budget
+    (derived from `titles`, the training titles, and the references when evaluate.max_new_tokens is None)."""
     from components.common.jp_metrics import completion_perplexity
-    from components.hf_check.core import generate
+    from components.hf_check.generation import generate
 
     encoder = hf_encoder(prompt_format, tokenizer)
-    budget = evaluate_token_budget(cfg, [*titles, *references], hf_token_counter(tokenizer))
-    hf_cfg = cfg.model_copy(update={"hf_check": cfg.hf_check.model_copy(update={"stop_at_newline": True})})
-    results = generate(model, tokenizer, [encoder.prompt_ids(a) for a in articles], hf_cfg, budget.max_new_tokens,
+    budget = budget_rule.resolve([*titles, *references], hf_token_counter(tokenizer))
+    results = generate(model, tokenizer, [encoder.prompt_ids(a) for a in articles], decoding, budget.max_new_tokens,
                        label="base")
     print("evaluate: base perplexity of the references", file=sys.stderr, flush=True)
     ppl = completion_perplexity(model, [encoder.pair_ids(a, r) for a, r in zip(articles, references, strict=True)])

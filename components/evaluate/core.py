@@ -42,6 +42,7 @@ from components.common.degenerate import FLAGS, inspect_generation
 from components.common.errors import InputError, row_problem
 from components.common.gates import Gate
 from components.common.report import REPORT_NAME, StageReport, read_report, write_jsonl
+from components.common.settings.degenerate import OutputRules
 from components.common.stage_output import StageOutput
 from components.common.token_budget import training_titles
 from components.evaluate.baselines import (
@@ -54,8 +55,9 @@ from components.evaluate.charts import write_metrics_chart
 from components.evaluate.html_report import write_html_report
 from components.evaluate.human_eval import write_human_eval
 from components.evaluate.judge import judge_outputs
-from components.evaluate.systems import SystemOutputs, run_gguf
+from components.evaluate.systems import LlamaRuntime, SystemOutputs, run_gguf
 from components.gguf.outputs import read_quantized
+from components.hf_check.generation import Decoding
 from components.split.outputs import Splits, read_splits
 from components.train.outputs import LOSS_CURVE, read_trained
 
@@ -81,10 +83,10 @@ def read_test_rows(splits: Splits, limit: int) -> list[dict[str, Any]]:
     return rows
 
 
-def system_metrics(system: SystemOutputs, rows: list[dict[str, Any]], cfg: RunConfig,
+def system_metrics(system: SystemOutputs, rows: list[dict[str, Any]], rules: OutputRules,
                    template: str | None = None) -> tuple[dict[str, Any], list]:
-    """Scores one system's outputs against the references; returns (metrics, flags per row). `template`: the
-    prompt format's own text (PromptFormat.marker_template), which an answer must not echo."""
+    """Scores one system's outputs against the references; returns (metrics, flags per row), flagged by hf_check's
+    rules. `template`: the prompt format's own text (PromptFormat.marker_template), which an answer must not echo."""
     refs = [r["reference"] for r in rows]
     metrics: dict[str, Any] = {"source": system.source, **jp_metrics.corpus_scores(system.outputs, refs)}
     if system.perplexity is not None:
@@ -92,8 +94,7 @@ def system_metrics(system: SystemOutputs, rows: list[dict[str, Any]], cfg: RunCo
                        reference_tokens=system.perplexity["tokens"])
     flags_per_row = []
     for row, text, finished in zip(rows, system.outputs, system.finished, strict=True):
-        flags_per_row.append(inspect_generation(text, finished, row["prompt"], cfg.hf_check, cfg.clean,
-                                                template=template))
+        flags_per_row.append(inspect_generation(text, finished, row["prompt"], rules, template))
     kinds = Counter(flag for flags in flags_per_row for flag in flags)
     metrics["degenerate_rate"] = sum(bool(f) for f in flags_per_row) / len(rows)
     metrics["degenerate_by_kind"] = {flag: kinds[flag] for flag in FLAGS if kinds[flag]}
@@ -232,7 +233,7 @@ def _evaluate(gguf_path, data_dir, out: Path, cfg: RunConfig, base_model, train_
         splits = read_splits(data_dir, Path(cache) / "data")
         test_path = splits.path("test")
         rows = read_test_rows(splits, ev.max_samples)
-        heuristic_spec = learn_heuristic(splits.rows("train"), cfg)
+        heuristic_spec = learn_heuristic(splits.rows("train"), ev, cfg.data.alpaca_join)
         shipped = read_quantized(gguf_path, Path(cache) / "gguf")
         gguf_local = shipped.path
         header = check_header(gguf_local)
@@ -253,14 +254,19 @@ def _evaluate(gguf_path, data_dir, out: Path, cfg: RunConfig, base_model, train_
         fmt = read_prompt_format(gguf_local)
         articles, refs = [r["prompt"] for r in rows], [r["reference"] for r in rows]
         titles = training_titles(splits)
-        finetuned, used_articles = run_gguf("finetuned", gguf_local, articles, refs, cfg, fmt, fit=True,
+        budget = cfg.token_budget_rule(ev.max_new_tokens)
+        llama = LlamaRuntime(cfg.gguf, ev.n_ctx)
+        finetuned, used_articles = run_gguf("finetuned", gguf_local, articles, refs, llama, budget, fmt, fit=True,
                                             titles=titles)
         if base_is_gguf:
-            base, _ = run_gguf("base", base_local, used_articles, refs, cfg, fmt, titles=titles)
+            base, _ = run_gguf("base", base_local, used_articles, refs, llama, budget, fmt, titles=titles)
             base.source = f"llama.cpp on {base_ref} (no adapter)"
         else:
             model, tokenizer = hf_base_tokenizer_and_model(base_local)
-            base = run_hf_base(model, tokenizer, used_articles, refs, cfg, fmt,
+            # Batched and cut off as hf_check generates, but always one line: a title never spans two.
+            decoding = Decoding(cfg.hf_check.batch_size, stop_at_newline=True,
+                                max_output_chars=cfg.hf_check.degenerate.max_output_chars)
+            base = run_hf_base(model, tokenizer, used_articles, refs, budget, decoding, fmt,
                                source=f"transformers on {base_ref} (no adapter)", titles=titles)
             del model
     heuristic = heuristic_titles(articles, heuristic_spec)
@@ -270,8 +276,9 @@ def _evaluate(gguf_path, data_dir, out: Path, cfg: RunConfig, base_model, train_
     # The article without the instruction the prompts open with: what the judge and human raters read.
     samples = [{"id": r["id"], "source_line": r["source_line"], "prompt": r["prompt"], "reference": r["reference"],
                 "article": heuristic_spec.article(r["prompt"]), "outputs": {}, "flags": {}, "rouge_l": {}} for r in rows]
+    rules = cfg.output_rules()
     for name, system in systems.items():
-        per_system[name], flags = system_metrics(system, rows, cfg, fmt.marker_template)
+        per_system[name], flags = system_metrics(system, rows, rules, fmt.marker_template)
         pair_scores = jp_metrics.rouge_l_per_pair(system.outputs, refs)
         for sample, text, found, score in zip(samples, system.outputs, flags, pair_scores, strict=True):
             sample["outputs"][name] = text

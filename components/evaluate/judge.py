@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from statistics import mean
 from typing import Any
 
-from components.common.config import JudgeSection
 from components.common.report import JsonProblem, parse_json
+from components.evaluate.settings import JudgeSection
 
 # Status codes worth retrying: rate limits and server-side failures. Other 4xx mean the request itself is
 # wrong (bad model name, bad key): retrying cannot help.

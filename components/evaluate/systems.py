@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.common.config import RunConfig
 from components.common.prompts import PromptFormat, llama_encoder
-from components.common.token_budget import TokenBudget, resolve_token_budget
+from components.common.token_budget import BudgetRule
+from components.gguf.settings import GgufSection
 
 STOP = ["\n"]
 
@@ -41,10 +41,17 @@ class SystemOutputs:
     token_budget: dict[str, Any] | None = None
 
 
-def evaluate_token_budget(cfg: RunConfig, titles: Sequence[str], count_tokens) -> TokenBudget:
-    """evaluate.max_new_tokens, or hf_check's derived rule with this system's tokenizer."""
-    return resolve_token_budget(cfg.evaluate.max_new_tokens, titles, count_tokens,
-                                cfg.hf_check.degenerate.max_output_chars, cfg.hf_check.token_budget_margin)
+@dataclass(frozen=True)
+class LlamaRuntime:
+    """llama.cpp as evaluate runs it: the gguf stage's threads and GPU layers, evaluate's own context."""
+
+    gguf: GgufSection
+    n_ctx: int
+
+    def open(self, path: str | Path):
+        from components.gguf.runtime import open_gguf
+
+        return open_gguf(path, self.gguf, self.n_ctx)
 
 
 def _progress(name: str, i: int, n: int) -> None:
@@ -63,11 +70,10 @@ def _log_softmax_at(row, target: int) -> float:
 class GgufRunner:
     """Greedy titles and reference perplexity from one GGUF opened in llama.cpp (header checked first)."""
 
-    def __init__(self, llm, cfg: RunConfig, prompt_format: PromptFormat, titles: Sequence[str]):
+    def __init__(self, llm, budget: BudgetRule, prompt_format: PromptFormat, titles: Sequence[str]):
         self.llm = llm
-        self.cfg = cfg
         self.encoder = llama_encoder(prompt_format, llm)
-        self.budget = evaluate_token_budget(cfg, titles, self.count_tokens)
+        self.budget = budget.resolve(titles, self.count_tokens)
         n_ctx_train = llm._model.n_ctx_train() if hasattr(llm, "_model") else llm.n_ctx()
         # Past the trained context a model's positions mean nothing: prompts are cut to fit both limits.
         self.n_ctx = min(llm.n_ctx(), n_ctx_train if n_ctx_train > 0 else llm.n_ctx())
@@ -122,22 +128,19 @@ class GgufRunner:
         return choice["text"].strip(), choice.get("finish_reason") != "length"
 
 
-def run_gguf(name: str, gguf_path: str | Path, articles: list[str], references: list[str], cfg: RunConfig,
-             prompt_format: PromptFormat, fit: bool = False,
+def run_gguf(name: str, gguf_path: str | Path, articles: list[str], references: list[str], llama: LlamaRuntime,
+             budget: BudgetRule, prompt_format: PromptFormat, fit: bool = False,
              titles: Sequence[str] = ()) -> tuple[SystemOutputs, list[str]]:
     """Titles and perplexity of one GGUF, prompted in `prompt_format` (the fine-tuned model's, whichever GGUF
     this is). With `fit`, articles too long for the context are cut first
     (the cut articles are returned, so every other system sees the same text). The token budget is derived
     from `titles` (the training titles) and the references."""
-    from components.gguf.runtime import open_gguf
-
-    gguf = cfg.gguf.model_copy(update={"n_ctx": cfg.evaluate.n_ctx})
     outputs: list[str] = []
     finished: list[bool] = []
     used: list[str] = []
     total_nll, total_tokens, cut = 0.0, 0, 0
-    with open_gguf(gguf_path, gguf) as llm:
-        runner = GgufRunner(llm, cfg, prompt_format, [*titles, *references])
+    with llama.open(gguf_path) as llm:
+        runner = GgufRunner(llm, budget, prompt_format, [*titles, *references])
         for i, (article, reference) in enumerate(zip(articles, references, strict=True), 1):
             if fit:
                 article, was_cut = runner.fit_article(article)

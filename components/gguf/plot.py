@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from components.common.config import GatesSection
+from components.common.settings.gates import GatesSection
 
 PLOT_NAME = "fidelity.png"
 

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from components.common.config import GgufSection
 from components.common.errors import InputError, one_line
 from components.common.prompts import PromptFormat, gguf_format
 from components.gguf.header import check_header
+from components.gguf.settings import GgufSection
 
 VERBOSE_ENV = "FINEGATE_LLAMA_VERBOSE"
 

@@ -1,6 +1,6 @@
 """`finegate hf-check` (gate B) and `finegate check-outputs` (flag any model's outputs).
 
-    finegate hf-check --model runs/demo/train/merged --data runs/demo/split --output-dir runs/demo/hf_check
+    finegate hf-check --model-dir runs/demo/train --data-dir runs/demo/split --output-dir runs/demo/hf_check
     finegate check-outputs --input outputs.jsonl --output flagged.jsonl
 """
 
@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from components.common.cli import add_config_args, config_from_args, finish
+from components.common.cli import add_config_args, add_folder_arg, config_from_args, finish
 from components.common.errors import InputError, row_problem
 from components.common.report import iter_jsonl
 
@@ -19,8 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("hf-check", help="generate with the merged HF model and apply gate B",
                               description="Greedy generation for the val/test prompts with the merged model; "
                                           "flags degenerate outputs, scores them, gate B. Exit 1 when it fails.")
-    p.add_argument("--model", required=True, help="merged model folder (train's merged/), local or s3://")
-    p.add_argument("--data", required=True, help="the split stage's output folder (val.jsonl, test.jsonl)")
+    add_folder_arg(p, "--model-dir", "the train stage's output (or its merged/ folder), local or s3://", required=True,
+                   old=("--model",))
+    add_folder_arg(p, "--data-dir", "the split stage's output folder (val.jsonl, test.jsonl)", required=True,
+                   old=("--data",))
     p.add_argument("--output-dir", required=True, help="where samples.jsonl and report.json go")
     add_config_args(p)
     p.set_defaults(func=_hf_check)
@@ -39,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _hf_check(args: argparse.Namespace) -> int:
     from components.hf_check.core import run_hf_check
 
-    return finish(run_hf_check(args.model, args.data, args.output_dir, config_from_args(args)))
+    return finish(run_hf_check(args.model_dir, args.data_dir, args.output_dir, config_from_args(args)))
 
 
 def _read_rows(path: Path) -> list[dict]:
@@ -62,14 +64,14 @@ def _check_outputs(args: argparse.Namespace) -> int:
     from components.hf_check.core import degenerate_rates
 
     cfg = config_from_args(args)
+    rules, template = cfg.output_rules(), cfg.train.prompt_template
     rows = _read_rows(Path(args.input))
     for row in rows:
         prompt = row.get("prompt") if isinstance(row.get("prompt"), str) else None
         if isinstance(row.get("finished"), bool):  # a generation log (samples.jsonl): the token-limit rule applies
-            found = inspect_generation(row["output"], row["finished"], prompt, cfg.hf_check, cfg.clean,
-                                       cfg.train.prompt_template)
+            found = inspect_generation(row["output"], row["finished"], prompt, rules, template)
         else:
-            found = inspect_output(row["output"], prompt, cfg.hf_check.degenerate, cfg.clean, cfg.train.prompt_template)
+            found = inspect_output(row["output"], prompt, rules, template)
         row["flags"] = list(found)
         row["flag_details"] = found
     write_file_output(args.output, lambda path: write_jsonl(path, rows), inputs=[args.input])

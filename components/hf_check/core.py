@@ -33,19 +33,16 @@ from typing import Any
 
 from components.common import jp_metrics
 from components.common.config import RunConfig
-from components.common.degenerate import FLAGS, inspect_generation, output_chars
+from components.common.degenerate import FLAGS, inspect_generation
 from components.common.errors import InputError
 from components.common.gates import Gate
 from components.common.hf_models import load_causal_lm
 from components.common.prompts import model_encoder
 from components.common.report import StageReport, write_jsonl
+from components.common.settings.degenerate import OutputRules
 from components.common.stage_output import StageOutput
-from components.common.token_budget import (
-    TokenBudget,
-    hf_token_counter,
-    resolve_token_budget,
-    training_titles,
-)
+from components.common.token_budget import hf_token_counter, training_titles
+from components.hf_check.generation import Decoding, generate
 from components.split.outputs import Splits, read_splits
 from components.train.outputs import MERGED, read_trained
 
@@ -60,12 +57,6 @@ def load_split_rows(splits: Splits, names: list[str], max_prompts: int) -> list[
             for r in splits.rows(*names, limit=max_prompts)]
 
 
-def token_budget(tokenizer, titles: list[str], cfg: RunConfig, explicit: int | None) -> TokenBudget:
-    """hf_check.max_new_tokens's rule (components/common/token_budget.py) for an HF tokenizer."""
-    return resolve_token_budget(explicit, titles, hf_token_counter(tokenizer),
-                                cfg.hf_check.degenerate.max_output_chars, cfg.hf_check.token_budget_margin)
-
-
 def load_model(model_dir: Path, what: str = "merged model"):
     import torch
 
@@ -74,98 +65,11 @@ def load_model(model_dir: Path, what: str = "merged model"):
     return model.to(device).eval(), tokenizer
 
 
-def _newline_token_ids(tokenizer) -> list[int]:
-    ids = []
-    for token_id in range(len(tokenizer)):
-        if "\n" in tokenizer.decode([token_id]):
-            ids.append(token_id)
-    return ids
-
-
-def generate(model, tokenizer, prompts: list[list[int]], cfg: RunConfig, max_new_tokens: int, sample: bool = False,
-             label: str = "greedy") -> list[tuple[str, bool]]:
-    """(answer, finished) per prompt (its token ids, `Encoder.prompt_ids`); finished is False when
-    max_new_tokens cut the answer off.
-
-    The answer ends at EOS or, with hf_check.stop_at_newline, at the first newline after some text
-    (white space before the answer is skipped, not taken for an empty answer), or once it is longer than
-    hf_check.degenerate.max_output_chars (unfinished: it did not stop). Special tokens the model
-    wrote before its end (<|im_start|>, a second BOS) stay in the answer as text, for the template_markup
-    flag; only padding and the EOS are dropped.
-    """
-    import torch
-    from tqdm.auto import tqdm
-    from transformers import StoppingCriteria, StoppingCriteriaList
-
-    section = cfg.hf_check
-    eos_id = tokenizer.eos_token_id
-    # A chat model can end its turn with a token other than the tokenizer's EOS (Llama 3: <|eot_id|> beside
-    # <|end_of_text|>); generate stops at the generation config's ids, and so does the answer.
-    configured = getattr(model.generation_config, "eos_token_id", None)
-    end_ids = {eos_id, *(configured if isinstance(configured, list) else [configured])} - {None}
-    end_tensor = torch.tensor(sorted(end_ids), device=model.device, dtype=torch.long)
-    newline_ids = torch.tensor(_newline_token_ids(tokenizer) if section.stop_at_newline else [],
-                               device=model.device, dtype=torch.long)
-    max_chars = section.degenerate.max_output_chars
-
-    class AnswerEnded(StoppingCriteria):
-        def __init__(self, prompt_length: int):
-            self.prompt_length = prompt_length
-            self.ended: set[int] = set()
-
-        def __call__(self, input_ids, scores, **kwargs):  # one verdict per row of the batch
-            last = input_ids[:, -1]
-            done = torch.isin(last, end_tensor)
-            for i in torch.isin(last, newline_ids).nonzero().flatten().tolist():
-                done[i] = bool(tokenizer.decode(input_ids[i, self.prompt_length :]).strip())
-            # An answer already past the character limit is over_length whatever follows: the derived token
-            # budget leaves room for the costliest characters, and a rambling model need not use all of it.
-            for i in range(len(done)):
-                if i not in self.ended and not done[i]:
-                    done[i] = output_chars(tokenizer.decode(input_ids[i, self.prompt_length :])) > max_chars
-                if done[i]:
-                    self.ended.add(i)
-            return done
-
-    tokenizer.padding_side = "left"
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_id
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token_id = pad_id
-    options: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": pad_id}
-    if sample:
-        options.update(do_sample=True, temperature=section.temperature, top_p=section.top_p, top_k=0)
-        torch.manual_seed(cfg.run.seed)
-    else:
-        options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-
-    results: list[tuple[str, bool]] = []
-    with tqdm(total=len(prompts), desc=f"hf_check {label}", unit="prompt", file=sys.stderr) as bar:
-        for start in range(0, len(prompts), section.batch_size):
-            batch = prompts[start : start + section.batch_size]
-            enc = tokenizer.pad({"input_ids": batch}, return_tensors="pt").to(model.device)
-            prompt_length = enc["input_ids"].shape[1]
-            with torch.no_grad():
-                out = model.generate(**enc, **options,
-                                     stopping_criteria=StoppingCriteriaList([AnswerEnded(prompt_length)]))
-            for row in out[:, prompt_length:].tolist():
-                end = next((k for k, token in enumerate(row) if token in end_ids), None)
-                eos_seen = end is not None
-                if eos_seen:
-                    row = row[:end]
-                answer = tokenizer.decode([t for t in row if t != pad_id], skip_special_tokens=False).lstrip()
-                finished = eos_seen
-                if section.stop_at_newline and "\n" in answer:
-                    answer, finished = answer.split("\n", 1)[0], True
-                results.append((answer, finished))
-            bar.update(len(batch))
-    return results
-
-
-def _flag_rows(rows: list[dict[str, Any]], outputs: list[tuple[str, bool]], cfg: RunConfig, template: str,
+def _flag_rows(rows: list[dict[str, Any]], outputs: list[tuple[str, bool]], rules: OutputRules, template: str,
                prefix: str = "") -> None:
     """`template`: the prompt format's own text (PromptFormat.marker_template), which an answer must not echo."""
     for row, (text, finished) in zip(rows, outputs, strict=True):
-        found = inspect_generation(text, finished, row["prompt"], cfg.hf_check, cfg.clean, template)
+        found = inspect_generation(text, finished, row["prompt"], rules, template)
         row[f"{prefix}output"] = text
         row[f"{prefix}finished"] = finished
         row[f"{prefix}flags"] = list(found)
@@ -261,15 +165,17 @@ def _check(model_dir: str | Path, data_dir: str | Path, out: Path, cfg: RunConfi
         model, tokenizer = load_model(read_trained(model_dir, Path(cache) / "model", parts=(MERGED,)).merged)
         encoder = model_encoder(tokenizer, model_dir)  # the format train stamped into merged/
         titles = training_titles(splits) + [r["reference"] for r in rows]
-    budget = token_budget(tokenizer, titles, cfg, cfg.hf_check.max_new_tokens)
+    budget = cfg.token_budget_rule(cfg.hf_check.max_new_tokens).resolve(titles, hf_token_counter(tokenizer))
     print(f"hf_check: {budget.describe()}", file=sys.stderr)
 
-    markers = encoder.format.marker_template
+    markers, rules = encoder.format.marker_template, cfg.output_rules()
     prompt_ids = [encoder.prompt_ids(r["prompt"]) for r in rows]
-    _flag_rows(rows, generate(model, tokenizer, prompt_ids, cfg, budget.max_new_tokens), cfg, markers)
+    greedy = generate(model, tokenizer, prompt_ids, Decoding.of(cfg.hf_check), budget.max_new_tokens)
+    _flag_rows(rows, greedy, rules, markers)
     if cfg.hf_check.do_sample:
-        _flag_rows(rows, generate(model, tokenizer, prompt_ids, cfg, budget.max_new_tokens, sample=True,
-                                  label="sampled"), cfg, markers, "sampled_")
+        sampled = generate(model, tokenizer, prompt_ids, Decoding.of(cfg.hf_check, sample_seed=cfg.run.seed),
+                           budget.max_new_tokens, label="sampled")
+        _flag_rows(rows, sampled, rules, markers, "sampled_")
     print("hf_check: perplexity of the references", file=sys.stderr)
     ppl = jp_metrics.completion_perplexity(model, [encoder.pair_ids(r["prompt"], r["reference"]) for r in rows])
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.common.config import CHAIN_GATE_STAGES, RunConfig, dump_config
+from components.common.config import RunConfig, dump_config
 from components.common.errors import InputError
 from components.common.redact import redact_config, redact_text
 from components.register.run_dir import (
@@ -34,6 +34,7 @@ from components.register.run_dir import (
     shipped_gguf,
     stage_metrics,
 )
+from components.register.settings import CHAIN_GATE_STAGES
 
 _MAX_TAG_VALUE = 8000  # mlflow.utils.validation.MAX_TAG_VAL_LENGTH
 # Staged files read as text (and redacted); every other suffix is copied byte for byte.

@@ -15,9 +15,10 @@ import threading
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 
-from components.common.config import RegisterSection, RunConfig
+from components.common.config import RunConfig
 from components.common.errors import StorageError
 from components.common.redact import redact_text, redact_uri
+from components.register.settings import RegisterSection
 
 
 def tracking_uri(cfg: RunConfig) -> str:

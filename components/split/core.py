@@ -78,7 +78,7 @@ def _split(rows: list[dict[str, Any]], input_path, output: StageOutput, cfg: Run
     report = StageReport(STAGE)
     n = len(rows)
     ratios = cfg.split.ratios
-    rule = cfg.split.near_duplicates or cfg.clean.near_duplicates
+    rule = cfg.split_near_duplicates()
     active = [name for name, r in zip(SPLITS, ratios, strict=True) if r > 0]
     print(f"split: {n} rows from {input_path}, ratios {'/'.join(f'{r:g}' for r in ratios)}", file=sys.stderr)
 

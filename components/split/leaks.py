@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from components.common.config import NearDuplicateRule
 from components.common.near_duplicates import cross_matches
+from components.common.settings.rules import NearDuplicateRule
 from components.common.text import dedup_key
 
 TEXT_FIELDS = ("prompt", "completion")

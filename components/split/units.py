@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from components.common.config import NearDuplicateRule
 from components.common.near_duplicates import near_duplicate_clusters
+from components.common.settings.rules import NearDuplicateRule
 from components.common.text import dedup_key
 
 TEXT_FIELDS = ("prompt", "completion")

@@ -58,13 +58,13 @@ from components.common.gates import Gate
 from components.common.hf_models import load_causal_lm, require_safetensors
 from components.common.report import StageReport
 from components.common.stage_output import StageOutput
+from components.common.torch_threads import torch_threads
 from components.split.outputs import read_splits
 from components.train.checkpoints import CheckpointMirror, mirror_callback
 from components.train.examples import EncodedSplit, encode_rows, uses_chat_template
 from components.train.overfit import early_stop_step
 from components.train.policy import check_policy, policy_gate
 from components.train.ranks import SINGLE, Ranks
-from components.train.tiny_base import torch_threads
 
 STAGE = "train"
 CHECKPOINTS = "checkpoints"

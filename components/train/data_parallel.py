@@ -132,10 +132,10 @@ def stage_report(output_dir: str | Path) -> StageReport:
 
 def run_rank(ranks: Ranks, data_dir: str, base_model: str | None, output_dir: str, cfg: RunConfig) -> None:
     """One process's part of the stage (the module docstring says who does what)."""
+    from components.common.torch_threads import torch_threads
     from components.split.outputs import read_splits
     from components.train.core import STAGE, _check_hardware, _cuda, _digest, _localize_model, _train
     from components.train.policy import check_policy, policy_gate
-    from components.train.tiny_base import torch_threads
 
     expected = cfg.train.num_processes * cfg.train.nodes
     if ranks.world_size != expected:

@@ -14,8 +14,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from components.common.config import OverfitSection
 from components.train.overfit import OverfitVerdict, detect_overfitting, loss_curves
+from components.train.settings import OverfitSection
 
 TRAIN_COLOR = "#1f77b4"
 VAL_COLOR = "#ff7f0e"

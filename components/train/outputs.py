@@ -5,7 +5,7 @@
     trained.adapter      # the LoRA weights alone
     trained.loss_curve   # loss_curve.png
 
-`--model runs/demo/train/merged` (the merged folder itself) is accepted too: its parent is the output.
+`--model-dir runs/demo/train/merged` (the merged folder itself) is accepted too: its parent is the output.
 """
 
 from __future__ import annotations

@@ -62,9 +62,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from components.common.config import OverfitSection
 from components.common.errors import InputError
 from components.common.report import read_json
+from components.train.settings import OverfitSection
 
 TRAINER_STATE_NAME = "trainer_state.json"
 _EPS = 1e-12

@@ -26,11 +26,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from components.common.config import RunConfig, TrainJobSection
+from components.common.config import RunConfig
 from components.common.errors import ConfigError, FinegateError
 from components.common.report import REPORT_NAME, StageReport
 from components.common.stage_output import read_output
 from components.train.data_parallel import stage_report
+from components.train.settings import TrainJobSection
 from components.train.trainjob import OUTPUT_ANNOTATION, trainjob_manifest, trainjob_name
 from components.train.trainjob_schema import API_VERSION
 

@@ -61,7 +61,7 @@ def tiny_gguf(tmp_path_factory, tiny_base) -> Path:
 def imported(tmp_path_factory, tiny_gguf) -> tuple[Path, dict, str]:
     """(folder, the JSON printed on stdout, stderr) of one real `finegate import-gguf` run."""
     out = tmp_path_factory.mktemp("imported") / "tiny"
-    r = finegate("import-gguf", "--gguf", str(tiny_gguf), "--output", str(out))
+    r = finegate("import-gguf", "--gguf", str(tiny_gguf), "--output-dir", str(out))
     assert r.returncode == 0, r.stderr
     return out, json.loads(r.stdout), r.stderr
 
@@ -127,7 +127,7 @@ def test_import_record_names_the_source_and_its_checks(imported, tiny_gguf, tiny
 @pytest.mark.slow
 def test_import_reads_and_writes_s3_with_sha256(tiny_gguf, s3_bucket, tmp_path):
     storage.upload_file(tiny_gguf, f"s3://{s3_bucket}/in/model.gguf")
-    r = finegate("import-gguf", "--gguf", f"s3://{s3_bucket}/in/model.gguf", "--output", f"s3://{s3_bucket}/hf",
+    r = finegate("import-gguf", "--gguf", f"s3://{s3_bucket}/in/model.gguf", "--output-dir", f"s3://{s3_bucket}/hf",
                  "--dtype", "bfloat16")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["dtype"] == "bfloat16"
@@ -142,7 +142,7 @@ def test_import_reads_and_writes_s3_with_sha256(tiny_gguf, s3_bucket, tmp_path):
 def test_a_file_that_is_not_gguf_is_refused_in_one_line(tmp_path):
     not_gguf = tmp_path / "model.gguf"
     not_gguf.write_text('{"this": "is json, not GGUF"}\n')
-    r = finegate("import-gguf", "--gguf", str(not_gguf), "--output", str(tmp_path / "out"))
+    r = finegate("import-gguf", "--gguf", str(not_gguf), "--output-dir", str(tmp_path / "out"))
     assert "not a GGUF file" in the_one_error(r)
     assert r.stdout == "" and not (tmp_path / "out").exists()
 
@@ -151,7 +151,7 @@ def test_a_file_that_is_not_gguf_is_refused_in_one_line(tmp_path):
 def test_a_truncated_gguf_is_refused_in_one_line(tiny_gguf, tmp_path):
     cut = tmp_path / "cut.gguf"
     cut.write_bytes(tiny_gguf.read_bytes()[: tiny_gguf.stat().st_size // 2])
-    r = finegate("import-gguf", "--gguf", str(cut), "--output", str(tmp_path / "out"))
+    r = finegate("import-gguf", "--gguf", str(cut), "--output-dir", str(tmp_path / "out"))
     assert "truncated GGUF" in the_one_error(r)
     assert not (tmp_path / "out").exists()
 
@@ -170,7 +170,7 @@ def test_an_architecture_transformers_cannot_load_is_refused_in_one_line(tmp_pat
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    r = finegate("import-gguf", "--gguf", str(path), "--output", str(tmp_path / "out"))
+    r = finegate("import-gguf", "--gguf", str(path), "--output-dir", str(tmp_path / "out"))
     assert "architecture 'rwkv6' is not supported" in the_one_error(r)
     assert not (tmp_path / "out").exists()
 
@@ -178,6 +178,6 @@ def test_an_architecture_transformers_cannot_load_is_refused_in_one_line(tmp_pat
 def test_a_folder_that_is_not_an_earlier_import_is_not_replaced(tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "notes.txt").write_text("mine")
-    r = finegate("import-gguf", "--gguf", str(tmp_path / "missing.gguf"), "--output", str(tmp_path / "out"))
+    r = finegate("import-gguf", "--gguf", str(tmp_path / "missing.gguf"), "--output-dir", str(tmp_path / "out"))
     assert "is not an earlier import" in the_one_error(r)
     assert (tmp_path / "out" / "notes.txt").read_text() == "mine"

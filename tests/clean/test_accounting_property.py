@@ -13,9 +13,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from components.clean.contamination import find_contamination
 from components.clean.core import run_clean
 from components.common.config import RunConfig
-from components.common.detectors import find_contamination
 from tests.clean.rows import alpaca, body, read_out, title
 
 TITLES = ["自己紹介｜子育て｜ワーママ｜30代", "#副業 #在宅ワーク", "https://note.com/a", "」」」」」」", "null", "", "【保存版"]

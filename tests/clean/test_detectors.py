@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from components.common.config import CleanSection, RepetitionRule, TagListRule
+from components.clean.contamination import find_contamination
+from components.clean.settings import CleanSection
 from components.common.detectors import (
     detect_incomplete,
     detect_noise,
@@ -15,8 +16,8 @@ from components.common.detectors import (
     detect_repetition,
     detect_tag_list,
     detect_url_or_html,
-    find_contamination,
 )
+from components.common.settings.rules import RepetitionRule, TagListRule
 from tests.clean.titles_labelled import LOOK_ALIKES, NOISE, PLACEHOLDERS, REPETITIONS, TAG_LISTS, TITLES
 
 CLEAN = CleanSection()

@@ -109,9 +109,9 @@ def test_model_stages_name_the_split_line_with_invalid_utf8(tmp_path, capsys, co
     data = split_dir(tmp_path, b'{"id": "x", "source_line": 9, "prompt": "\xfe", "completion": "c"}')
     model = train_output(tmp_path)
     args = {"train": ["--data-dir", data, "--base-model", model / "merged"],
-            "hf-check": ["--model", model, "--data", data],
+            "hf-check": ["--model-dir", model, "--data-dir", data],
             "gguf": ["--model-dir", model, "--data-dir", data],
-            "evaluate": ["--gguf", model / "m.gguf", "--data-dir", data]}[command]
+            "evaluate": ["--gguf-dir", model / "m.gguf", "--data-dir", data]}[command]
     code, err = cli(capsys, command, *args, "--output-dir", tmp_path / "out")
     assert_one_line_error(code, err, command, ".jsonl:4: invalid UTF-8 (byte 0xfe")
 
@@ -171,7 +171,7 @@ def test_split_on_a_folder_without_kept_jsonl(tmp_path, capsys):
 def test_an_empty_model_folder_is_one_line(tmp_path, capsys, command):
     data, model = split_dir(tmp_path), tmp_path / "model"
     model.mkdir()  # not even a train output: refused before any loader sees it
-    args = {"train": ["--data-dir", data, "--base-model", model], "hf-check": ["--model", model, "--data", data],
+    args = {"train": ["--data-dir", data, "--base-model", model], "hf-check": ["--model-dir", model, "--data-dir", data],
             "gguf": ["--model-dir", model, "--data-dir", data]}[command]
     code, err = cli(capsys, command, *args, "--output-dir", tmp_path / "out")
     assert_one_line_error(code, err, command, str(model))
@@ -243,6 +243,6 @@ def test_a_model_folder_the_loader_chokes_on_is_one_line(tmp_path, capsys, comma
     # found by tests/fuzz: the tokenizer's ValueError escaped
     model = write_stage_output(tmp_path / "model", "train", {"merged/config.json": '{"model_type": "llama"}',
                                                              "merged/model.safetensors": b""}) / "merged"
-    args = {"train": ["--data-dir", data, "--base-model", model], "hf-check": ["--model", model, "--data", data]}[command]
+    args = {"train": ["--data-dir", data, "--base-model", model], "hf-check": ["--model-dir", model, "--data-dir", data]}[command]
     code, err = cli(capsys, command, *args, "--output-dir", tmp_path / "out")
     assert_one_line_error(code, err, command, str(model))

@@ -14,8 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from components.common.config import CleanSection, DataSection, DegenerateSection, TrainSection
+from components.common.config import RunConfig
 from components.common.degenerate import FLAGS, flag_output, inspect_output
+from components.common.settings.data import DataSection
+from components.common.settings.degenerate import DegenerateSection, OutputRules
+from components.train.settings import TrainSection
 from tests.clean.titles_labelled import TITLES
 
 BODY = ("小学生のころに3年でやめたピアノを、40歳の誕生日に中古の電子ピアノを買って再開した。"
@@ -230,16 +233,17 @@ def test_evidence_names_what_was_found():
 
 def test_thresholds_come_from_the_config():
     long_title = "四十歳で始めたピアノの練習日記"  # 15 characters
-    assert "over_length" in flag_output(long_title, cfg=DegenerateSection(max_output_chars=10))
-    assert flag_output(long_title, cfg=DegenerateSection(max_output_chars=15)) == []
+    assert "over_length" in flag_output(long_title, rules=OutputRules(DegenerateSection(max_output_chars=10)))
+    assert flag_output(long_title, rules=OutputRules(DegenerateSection(max_output_chars=15))) == []
     looser = DegenerateSection(repetition={"max_char_run": 8, "max_phrase_repeats": 3, "max_phrase_chars": 12})
-    assert "repetition" not in flag_output("」」」」」", cfg=looser)
+    assert "repetition" not in flag_output("」」」」」", rules=OutputRules(looser))
 
 
 def test_tag_list_rule_is_the_clean_stages():
     three_tags = "読書・勉強・資格"
     assert flag_output(three_tags) == ["tag_list"]
-    assert flag_output(three_tags, clean_cfg=CleanSection(tag_list={"min_segments": 4})) == []
+    cfg = RunConfig(clean={"tag_list": {"min_segments": 4}})
+    assert flag_output(three_tags, rules=cfg.output_rules()) == []
 
 
 def test_echo_of_the_prompt_template_is_a_prompt_copy_and_markup():
@@ -274,7 +278,7 @@ def test_opening_copy_is_found_after_an_instruction_and_inside_the_template(prom
 
 def test_opening_copy_threshold_comes_from_the_config():
     assert flag_output("小学生の", PROMPT) == ["prompt_copy"]
-    assert flag_output("小学生の", PROMPT, cfg=DegenerateSection(opening_copy_min_chars=5)) == []
+    assert flag_output("小学生の", PROMPT, rules=OutputRules(DegenerateSection(opening_copy_min_chars=5))) == []
 
 
 def test_text_cut_inside_a_character_is_broken_and_says_where():

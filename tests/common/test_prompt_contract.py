@@ -156,7 +156,7 @@ def consumer_ids(consumer: str, trained: Trained, base_dir: Path, base_gguf: Pat
     fmt = read_prompt_format(trained.quantized)
     path = trained.quantized if consumer == "evaluate" else base_gguf
     with open_gguf(path, cfg.gguf) as llm:
-        runner = GgufRunner(llm, cfg, fmt, [r.completion for r in rows])
+        runner = GgufRunner(llm, cfg.token_budget_rule(cfg.evaluate.max_new_tokens), fmt, [r.completion for r in rows])
         return [runner.prompt_ids(r.prompt) for r in rows], [runner.pair_ids(r.prompt, r.completion) for r in rows]
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from components.common.config import TrainSection
 from components.common.degenerate import inspect_output
 from components.common.errors import InputError
 from components.common.prompts import (
@@ -15,6 +14,7 @@ from components.common.prompts import (
     stamp,
     training_format,
 )
+from components.train.settings import TrainSection
 
 TEMPLATE = TrainSection().prompt_template
 BODY = "週末に近所の山を歩くようになった。"

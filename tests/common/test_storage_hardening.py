@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -15,11 +14,13 @@ from pathlib import Path
 import pytest
 
 from components.common import storage
-from components.common.config import RunConfig, StorageSection
+from components.common.config import RunConfig
 from components.common.errors import InputError, IntegrityError, StorageError
+from components.common.settings.storage import StorageSection
 from components.train.core import _localize_model
 from pipelines.cli import main as finegate
 from tests.clean.rows import alpaca
+from tests.fixtures.servers import silent_server
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -157,24 +158,9 @@ def test_bucket_without_a_key_is_one_clear_line(s3_bucket, tmp_path, capsys):
 
 @pytest.fixture
 def silent_endpoint():
-    """A TCP server on loopback that accepts every connection and never sends a byte."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    accepted: list[socket.socket] = []
-
-    def accept_forever() -> None:
-        while True:
-            try:
-                accepted.append(listener.accept()[0])
-            except OSError:
-                return
-
-    thread = threading.Thread(target=accept_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    listener.close()
-    thread.join(timeout=10)
-    for conn in accepted:
-        conn.close()
+    """An S3 endpoint on loopback that accepts every connection and never sends a byte."""
+    with silent_server() as url:
+        yield url
 
 
 @pytest.fixture

@@ -89,7 +89,7 @@ def test_finetuned_titles_are_the_quantized_models_greedy_output(evaluated, fine
     prompt = cfg.train.prompt_template.format(prompt=first["prompt"])
     budget = data["systems"]["finetuned"]["token_budget"]
     assert budget["derived"] and data["systems"]["finetuned"]["max_new_tokens"] == budget["max_new_tokens"]
-    with open_gguf(finetuned_gguf, cfg.gguf.model_copy(update={"n_ctx": 512})) as llm:
+    with open_gguf(finetuned_gguf, cfg.gguf, n_ctx=512) as llm:
         reply = llm.create_completion(prompt, max_tokens=budget["max_new_tokens"], temperature=0.0, stop=["\n"])
     assert first["outputs"]["finetuned"] == reply["choices"][0]["text"].strip()
 
@@ -185,7 +185,7 @@ def test_cli_reads_s3_inputs_and_records_an_unreachable_required_judge_as_a_fail
     storage.publish(run_dir / "split", f"{prefix}/split")
     storage.publish(finetuned_gguf.parent, f"{prefix}/gguf")
     dead = f"http://127.0.0.1:{free_port()}/v1"
-    code = finegate(["evaluate", "--gguf", f"{prefix}/gguf/model-Q4_K_M.gguf", "--data-dir", f"{prefix}/split",
+    code = finegate(["evaluate", "--gguf-dir", f"{prefix}/gguf/model-Q4_K_M.gguf", "--data-dir", f"{prefix}/split",
                      "--output-dir", str(tmp_path), "--base-model", str(base_gguf),
                      "--set", "evaluate.max_samples=4", "--set", "evaluate.n_ctx=512",
                      "--set", "evaluate.must_beat=[]", "--set", "gates.min_rouge_l=0",
@@ -209,7 +209,7 @@ def test_cli_reads_s3_inputs_and_records_an_unreachable_required_judge_as_a_fail
 def test_cli_refuses_a_file_that_is_not_gguf(run_dir, tmp_path, capsys):
     fake = write_stage_output(tmp_path / "gguf", "gguf", {"model.gguf": b"NOTAGGUF" + b"\0" * 64},
                               details={"shipped": "model.gguf"}) / "model.gguf"
-    code = finegate(["evaluate", "--gguf", str(fake), "--data-dir", str(run_dir / "split"),
+    code = finegate(["evaluate", "--gguf-dir", str(fake), "--data-dir", str(run_dir / "split"),
                      "--output-dir", str(tmp_path / "out")])
     assert code == 2
     assert "malformed GGUF" in capsys.readouterr().err
@@ -219,7 +219,7 @@ def test_llama_cpp_perplexity_matches_transformers_on_the_same_f16_model(base_gg
     from components.common.prompts import hf_encoder, training_format
     from components.evaluate.baselines import hf_base_tokenizer_and_model
     from components.evaluate.core import read_test_rows
-    from components.evaluate.systems import run_gguf
+    from components.evaluate.systems import LlamaRuntime, run_gguf
     from components.split.outputs import read_splits
 
     cfg = load_config(None, ["evaluate.n_ctx=512", "evaluate.max_new_tokens=4"])
@@ -229,7 +229,8 @@ def test_llama_cpp_perplexity_matches_transformers_on_the_same_f16_model(base_gg
     fmt = training_format(tokenizer, cfg.train.prompt_template)
     encoder = hf_encoder(fmt, tokenizer)
     hf = jp_metrics.completion_perplexity(model, [encoder.pair_ids(p, r) for p, r in zip(prompts, refs, strict=True)])
-    llama, used = run_gguf("base", base_gguf, prompts, refs, cfg, fmt, fit=True)
+    llama, used = run_gguf("base", base_gguf, prompts, refs, LlamaRuntime(cfg.gguf, cfg.evaluate.n_ctx),
+                           cfg.token_budget_rule(cfg.evaluate.max_new_tokens), fmt, fit=True)
     assert used == prompts  # nothing had to be cut
     assert llama.perplexity["tokens"] == hf["tokens"]
     assert llama.perplexity["mean_nll"] == pytest.approx(hf["mean_nll"], rel=0.01)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from components.common.config import JudgeSection
 from components.evaluate.judge import chat_endpoint, parse_score
+from components.evaluate.settings import JudgeSection
 
 JUDGE = JudgeSection()
 

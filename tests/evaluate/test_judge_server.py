@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from components.common.config import JudgeSection
 from components.evaluate.judge import judge_outputs
+from components.evaluate.settings import JudgeSection
 from tests.fixtures.servers import free_port
 
 pytestmark = pytest.mark.slow

@@ -14,6 +14,7 @@ from components.evaluate.baselines import (
     learn_heuristic,
 )
 from components.evaluate.core import deltas_against, system_metrics
+from components.evaluate.settings import EvaluateSection
 from components.evaluate.systems import SystemOutputs
 from components.split.outputs import SplitRow
 
@@ -23,6 +24,8 @@ ROWS = [
     {"prompt": "在宅勤務が続き、机と椅子を見直した。腰の痛みが減った。", "reference": "在宅勤務の机を見直したら腰が楽になった"},
 ]
 CFG = RunConfig()
+RULES = CFG.output_rules()
+JOIN = CFG.data.alpaca_join
 
 
 def _system(outputs, finished=None):
@@ -30,7 +33,7 @@ def _system(outputs, finished=None):
 
 
 def test_perfect_predictions_score_one_on_every_overlap_metric():
-    metrics, flags = system_metrics(_system([r["reference"] for r in ROWS]), ROWS, CFG)
+    metrics, flags = system_metrics(_system([r["reference"] for r in ROWS]), ROWS, RULES)
     assert metrics["rouge_l"] == pytest.approx(1.0)
     assert metrics["bleu"] == pytest.approx(1.0)
     assert metrics["chrf"] == pytest.approx(1.0)
@@ -38,13 +41,13 @@ def test_perfect_predictions_score_one_on_every_overlap_metric():
 
 
 def test_unrelated_titles_score_near_zero():
-    metrics, _ = system_metrics(_system(["家計簿アプリで節約", "猫と暮らす毎日", "初めての海外旅行"]), ROWS, CFG)
+    metrics, _ = system_metrics(_system(["家計簿アプリで節約", "猫と暮らす毎日", "初めての海外旅行"]), ROWS, RULES)
     assert metrics["rouge_l"] < 0.2 and metrics["bleu"] < 0.05
 
 
 def test_broken_outputs_are_counted_by_kind():
     outputs = ["」」」」」」」」", "自己紹介｜子育て｜ワーママ｜30代", "在宅勤務の机を見直した"]
-    metrics, flags = system_metrics(_system(outputs), ROWS, CFG)
+    metrics, flags = system_metrics(_system(outputs), ROWS, RULES)
     assert flags[0] and "repetition" in flags[0]
     assert "tag_list" in flags[1]
     assert flags[2] == {}
@@ -53,7 +56,7 @@ def test_broken_outputs_are_counted_by_kind():
 
 
 def test_output_cut_by_the_token_limit_is_over_length():
-    metrics, flags = system_metrics(_system([r["reference"] for r in ROWS], finished=[True, False, True]), ROWS, CFG)
+    metrics, flags = system_metrics(_system([r["reference"] for r in ROWS], finished=[True, False, True]), ROWS, RULES)
     assert list(flags[1]) == ["over_length"] and metrics["unfinished"] == 1
 
 
@@ -88,18 +91,17 @@ def _train_rows(pairs) -> list[SplitRow]:
 
 def test_title_length_is_the_median_training_title(tmp_path):
     rows = _train_rows([("本文。", "あ" * n) for n in (10, 12, 30)])
-    assert learn_heuristic(rows, CFG).title_chars == 12
+    assert learn_heuristic(rows, CFG.evaluate, JOIN).title_chars == 12
     with pytest.raises(InputError, match="heuristic_title_chars"):
-        learn_heuristic([], CFG)
-    fixed = CFG.model_copy(update={"evaluate": CFG.evaluate.model_copy(update={"heuristic_title_chars": 5})})
-    assert learn_heuristic([], fixed).title_chars == 5
+        learn_heuristic([], CFG.evaluate, JOIN)
+    assert learn_heuristic([], EvaluateSection(heuristic_title_chars=5), JOIN).title_chars == 5
 
 
 def test_instruction_paragraphs_that_open_many_prompts_are_skipped(tmp_path):
     ask = "次の記事本文にふさわしいタイトルを付けてください。"
     rows = [(f"{ask}\n\n記事{i}の本文です。続きがあります。", "十文字のタイトル例") for i in range(3)]
     rows.append(("朝の散歩を始めた。\n\n二段落目。", "散歩で見つけた十文字"))  # an article's own first paragraph, seen once
-    spec = learn_heuristic(_train_rows(rows), CFG)
+    spec = learn_heuristic(_train_rows(rows), CFG.evaluate, JOIN)
     assert spec.instructions == {ask}
     assert spec.title(f"{ask}\n\nピアノを再開した。毎晩弾いている。") == "ピアノを再開した"
     assert spec.title("朝の散歩を始めた。\n\n二段落目。") == "朝の散歩を始めた"

@@ -74,7 +74,7 @@ def test_train_validates_garbage_without_training(model, splits, sets):
 @given(model=model_folder(), splits=split_folder(), sets=SETS)
 def test_hf_check_validates_garbage_without_generating(model, splits, sets):
     with Sandbox() as box:
-        box.run("hf-check", "--model", place_model(box, model), "--data", place_splits(box, splits),
+        box.run("hf-check", "--model-dir", place_model(box, model), "--data-dir", place_splits(box, splits),
                 "--output-dir", box.out, *sets)
 
 
@@ -124,7 +124,7 @@ def tiny_gguf() -> bytes:
 def test_evaluate_validates_garbage_gguf_and_splits(gguf, splits, base, sets):
     with Sandbox() as box:
         path = box.inputs / "missing.gguf" if gguf is None else box.write("model.gguf", gguf)
-        box.run("evaluate", "--gguf", path, "--data-dir", place_splits(box, splits), "--output-dir", box.out,
+        box.run("evaluate", "--gguf-dir", path, "--data-dir", place_splits(box, splits), "--output-dir", box.out,
                 "--base-model", place_model(box, base), *sets)
 
 
@@ -136,6 +136,6 @@ def test_make_tiny_base_refuses_garbage_corpora(corpus, sets):
     """Only corpora it must refuse: a readable one would start a (short) pre-training run."""
     with Sandbox() as box:
         path = box.inputs / "missing.jsonl" if corpus is None else box.write("corpus.jsonl", corpus)
-        result = box.run("make-tiny-base", "--corpus", path, "--output", box.out / "tiny", *sets)
+        result = box.run("make-tiny-base", "--corpus", path, "--output-dir", box.out / "tiny", *sets)
         assert result.code == 2, result.stderr
 

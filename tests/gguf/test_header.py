@@ -121,7 +121,7 @@ def test_malformed_file_never_reaches_llama_cpp(small_gguf):
     small_gguf.write_bytes(small_gguf.read_bytes()[:-40])
     script = (
         "import sys\n"
-        "from components.common.config import GgufSection\n"
+        "from components.gguf.settings import GgufSection\n"
         "from components.gguf.header import MalformedGGUF\n"
         "from components.gguf.runtime import open_gguf\n"
         "try:\n"

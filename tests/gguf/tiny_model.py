@@ -1,15 +1,19 @@
-"""A tiny SentencePiece Llama for the gguf tests, until the shared `tiny_base` fixture lands.
+"""A tiny SentencePiece Llama for the gguf tests, bench.gguf and the gguf image check.
 
 Real parts only: a SentencePiece model trained on the records below, a LlamaForCausalLM whose hidden and
 intermediate sizes are multiples of 256 (k-quants need whole 256-wide rows), briefly trained on the same
 texts so its next-token distributions are peaked like a real model's, saved with `tokenizer.model` kept
-in the folder (llama.cpp's converter reads it).
+in the folder (llama.cpp's converter reads it). Not the session's `tiny_base`: this one is a train output
+built in seconds from 16 records with its own held-out splits, so it needs no session fixture (the image
+check and the benchmark run without pytest's).
 """
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+
+from tests.fixtures.tiny_llama import fit, save_merged, tiny_llama
 
 TEMPLATE = "### 指示\n{prompt}\n\n### タイトル\n"
 
@@ -44,11 +48,9 @@ def write_splits(data_dir: Path) -> Path:
 
 
 def build_tiny_llama_dir(path: Path, steps: int = 40, seed: int = 0) -> Path:
+    """The model saved as the merged/ folder `path` of a train output (sealed), as gguf reads it."""
     import sentencepiece as spm
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM, LlamaTokenizer
-
-    from components.common.prompts import stamp, training_format
+    from transformers import LlamaTokenizer
 
     path.mkdir(parents=True, exist_ok=True)
     texts = [TEMPLATE.format(prompt=a) + t for a, t in RECORDS]
@@ -61,32 +63,8 @@ def build_tiny_llama_dir(path: Path, steps: int = 40, seed: int = 0) -> Path:
     shutil.copy(path.parent / "sp.model", path / "tokenizer.model")
     tokenizer = LlamaTokenizer.from_pretrained(str(path), add_bos_token=True, add_eos_token=False,
                                                pad_token="<pad>")
-
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=256, intermediate_size=512, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False)
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
+    model = tiny_llama(tokenizer, hidden_size=256, intermediate_size=512, max_positions=256, seed=seed)
     # The tokenizer saw every text (as a base model's would); the model learns only the train records.
     ids = [tokenizer(t)["input_ids"] + [tokenizer.eos_token_id] for t in texts[:N_TRAIN]]
-    width = max(map(len, ids))
-    input_ids = torch.tensor([x + [tokenizer.pad_token_id] * (width - len(x)) for x in ids])
-    labels = torch.tensor([x + [-100] * (width - len(x)) for x in ids])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    model.train()
-    for _ in range(steps):
-        optimizer.zero_grad()
-        model(input_ids=input_ids, labels=labels).loss.backward()
-        optimizer.step()
-    model.eval()
-    model.save_pretrained(path)
-    # The merged model carries the format it was trained in, as the train stage stamps it.
-    stamp(tokenizer, training_format(tokenizer, TEMPLATE), path)
-    if not (path / "tokenizer.model").is_file():
-        shutil.copy(path.parent / "sp.model", path / "tokenizer.model")
-    if path.name == "merged":  # the merged model of a train stage output, as gguf reads it
-        from tests.fixtures.stage_outputs import seal_merged
-
-        seal_merged(path)
-    return path
+    fit(model, [(x, x) for x in ids], tokenizer.pad_token_id, steps, lr=3e-3)
+    return save_merged(model, tokenizer, path, TEMPLATE)

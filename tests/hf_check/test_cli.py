@@ -65,7 +65,7 @@ def test_check_outputs_row_without_output_is_one_line_error(tmp_path):
 
 @pytest.mark.slow  # a fresh interpreter loading torch and transformers
 def test_hf_check_command_exits_1_when_gate_b_fails(broken_model_dir, title_splits, tmp_path):
-    result = finegate("hf-check", "--model", str(broken_model_dir), "--data", str(title_splits),
+    result = finegate("hf-check", "--model-dir", str(broken_model_dir), "--data-dir", str(title_splits),
                       "--output-dir", str(tmp_path), "--set", "hf_check.max_new_tokens=12")
     assert result.returncode == 1
     assert "gate failed: hf_check: degenerate outputs 100.0%" in result.stderr

@@ -16,7 +16,7 @@ import pytest
 from components.common.config import RunConfig
 from components.common.report import read_jsonl
 from components.common.token_budget import hf_token_counter, resolve_token_budget
-from components.hf_check.core import run_hf_check, token_budget
+from components.hf_check.core import run_hf_check
 from tests.clean.titles_labelled import TITLES
 from tests.fixtures.stage_outputs import write_stage_output
 from tests.hf_check import tiny_model
@@ -44,6 +44,11 @@ def _byte_level_tokenizer():
     return tiny_model.build_byte_level_tokenizer([p for p, _ in BYTE_PAIRS], vocab_size=300)
 
 
+def _budget(tokenizer, titles: list[str], cfg: RunConfig, explicit: int | None):
+    """The budget hf_check derives (or takes) for an HF tokenizer."""
+    return cfg.token_budget_rule(explicit).resolve(titles, hf_token_counter(tokenizer))
+
+
 def _fits(tokenizer, titles: list[str], budget: int, max_chars: int) -> list[str]:
     """The titles (within the character limit) whose tokens plus the one that ends them exceed `budget`."""
     within = [t for t in titles if len(t) <= max_chars]
@@ -59,7 +64,7 @@ def test_derived_budget_fits_every_reference_title(kind):
         tokenizer = _byte_level_tokenizer()
     else:
         tokenizer = tiny_model.build_char_tokenizer([formatted(cfg, p) + t for p, t in PAIRS])
-    budget = token_budget(tokenizer, training_titles, cfg, explicit=None)
+    budget = _budget(tokenizer, training_titles, cfg, explicit=None)
     limit = cfg.hf_check.degenerate.max_output_chars
     assert budget.derived and budget.titles == len(training_titles)
     assert _fits(tokenizer, _references(), budget.max_new_tokens, limit) == []
@@ -76,7 +81,7 @@ def test_derived_budget_fits_every_reference_title(kind):
 def test_explicit_budget_overrides_and_counts_the_titles_it_cuts_off():
     tokenizer = _byte_level_tokenizer()
     titles = list(dict.fromkeys(_references()))  # each title counted once
-    budget = token_budget(tokenizer, titles, RunConfig(), explicit=OLD_FIXED_BUDGET)
+    budget = _budget(tokenizer, titles, RunConfig(), explicit=OLD_FIXED_BUDGET)
     assert (budget.max_new_tokens, budget.derived) == (OLD_FIXED_BUDGET, False)
     assert budget.titles_cut_off == len(_fits(tokenizer, titles, OLD_FIXED_BUDGET, 10_000)) > 0
     assert f"{budget.titles_cut_off} of {budget.titles} titles do not fit" in budget.describe()
@@ -87,8 +92,8 @@ def test_budget_follows_the_character_limit_and_margin():
     short = RunConfig()
     short.hf_check.degenerate.max_output_chars = 20
     short.hf_check.token_budget_margin = 1
-    wide = token_budget(tokenizer, [t for _, t in PAIRS], RunConfig(), None)
-    narrow = token_budget(tokenizer, [t for _, t in PAIRS], short, None)
+    wide = _budget(tokenizer, [t for _, t in PAIRS], RunConfig(), None)
+    narrow = _budget(tokenizer, [t for _, t in PAIRS], short, None)
     assert narrow.tokens_per_char == wide.tokens_per_char
     assert narrow.max_new_tokens == math.ceil(20 * narrow.tokens_per_char) + 1
 
@@ -152,21 +157,24 @@ def test_evaluate_base_system_derives_and_records_its_budget(learned_model_dir):
     from components.common.prompts import read_format
     from components.evaluate.baselines import hf_base_tokenizer_and_model, run_hf_base
     from components.evaluate.core import system_metrics
+    from components.hf_check.generation import Decoding
 
     cfg = RunConfig()
     model, tokenizer = hf_base_tokenizer_and_model(learned_model_dir)
     fmt = read_format(tokenizer, learned_model_dir)
     articles, refs = [p for p, _ in PAIRS], [t for _, t in PAIRS]
-    system = run_hf_base(model, tokenizer, articles, refs, cfg, fmt, source="test",
-                         titles=refs)
+    decoding = Decoding(cfg.hf_check.batch_size, stop_at_newline=True,
+                        max_output_chars=cfg.hf_check.degenerate.max_output_chars)
+    system = run_hf_base(model, tokenizer, articles, refs, cfg.token_budget_rule(None), decoding, fmt,
+                         source="test", titles=refs)
     assert system.outputs == refs and all(system.finished)
     limit, margin = cfg.hf_check.degenerate.max_output_chars, cfg.hf_check.token_budget_margin
     assert system.token_budget["max_new_tokens"] == limit + margin and system.token_budget["derived"]
-    metrics, _ = system_metrics(system, [{"prompt": p, "reference": t} for p, t in PAIRS], cfg, fmt.marker_template)
+    metrics, _ = system_metrics(system, [{"prompt": p, "reference": t} for p, t in PAIRS], cfg.output_rules(),
+                                fmt.marker_template)
     assert metrics["max_new_tokens"] == limit + margin
 
-    cfg.evaluate.max_new_tokens = 3
-    cut = run_hf_base(model, tokenizer, articles, refs, cfg, fmt, source="test")
+    cut = run_hf_base(model, tokenizer, articles, refs, cfg.token_budget_rule(3), decoding, fmt, source="test")
     assert cut.token_budget["max_new_tokens"] == 3 and not any(cut.finished)
 
 

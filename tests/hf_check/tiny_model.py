@@ -1,7 +1,9 @@
 """A tiny character-level Llama built in-process, for the hf_check and metric tests only.
 
 Real transformers parts (LlamaForCausalLM, a `tokenizers` fast tokenizer), a few thousand parameters:
-fast enough to train in seconds on CPU so the tests measure what a real model generates.
+fast enough to train in seconds on CPU so the tests measure what a real model generates. Its tokenizers are
+its own (one token per character, or a byte-level BPE), because the token-budget tests count on exactly that;
+the model, training loop and saving are tests/fixtures/tiny_llama.py's.
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from components.common.config import TrainSection
+from components.train.settings import TrainSection
+from tests.fixtures.tiny_llama import fit, save_merged, tiny_llama
 
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
 DEFAULT_TEMPLATE = TrainSection().prompt_template  # what the fixtures train on (tests/hf_check/conftest.py)
@@ -48,58 +51,22 @@ def build_byte_level_tokenizer(texts: Sequence[str], vocab_size: int = 400):
 
 def build_tiny_llama(texts: Sequence[str], hidden_size: int = 64, layers: int = 2, tokenizer=None):
     """A Llama over `tokenizer` (default: the character-level one built from `texts`)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     tokenizer = tokenizer or build_char_tokenizer(texts)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
-                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=512, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                         tie_word_embeddings=False)
-    torch.manual_seed(0)
-    return LlamaForCausalLM(config), tokenizer
+    return tiny_llama(tokenizer, hidden_size=hidden_size, layers=layers), tokenizer
 
 
 def train_completions(model, tokenizer, prompts: Sequence[str], completions: Sequence[str], steps: int,
                       lr: float = 1e-2) -> float:
     """Full-parameter training on prompt+completion+EOS, loss on the completion only; returns the last loss."""
-    import torch
-
-    rows = []
+    examples = []
     for prompt, completion in zip(prompts, completions, strict=True):
         p = tokenizer(prompt)["input_ids"]
         c = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-        rows.append((p + c, [-100] * len(p) + c))
-    width = max(len(ids) for ids, _ in rows)
-    input_ids = torch.tensor([ids + [tokenizer.pad_token_id] * (width - len(ids)) for ids, _ in rows])
-    labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows])
-    attention = (torch.arange(width)[None, :] < torch.tensor([len(ids) for ids, _ in rows])[:, None]).long()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-    model.train()
-    loss = None
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a model this small trains several times faster on one thread than on two busy ones
-    try:
-        for _ in range(steps):
-            optimizer.zero_grad()
-            loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
-            loss.backward()
-            optimizer.step()
-    finally:
-        torch.set_num_threads(threads)
-    model.eval()
-    return float(loss.detach())
+        examples.append((p + c, [-100] * len(p) + c))
+    return fit(model, examples, tokenizer.pad_token_id, steps, lr)
 
 
 def save(model, tokenizer, path: Path, template: str = DEFAULT_TEMPLATE) -> Path:
     """Saved as the merged model of a train stage output at `path`, its tokenizer carrying the prompt format
-    it was trained with (`template`, stamped as the train stage stamps it); returns the merged folder."""
-    from components.common.prompts import stamp, training_format
-    from tests.fixtures.stage_outputs import seal_merged
-
-    merged = path / "merged"
-    merged.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(merged)
-    stamp(tokenizer, training_format(tokenizer, template), merged)
-    return seal_merged(merged)
+    it was trained with (`template`); returns the merged folder."""
+    return save_merged(model, tokenizer, path / "merged", template)

@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 def test_gguf_stage_converts_and_quantizes_a_tiny_model_inside_the_gguf_image(images, tmp_path):
     ref = images["gguf"]
     train = tmp_path / "train"
-    build_tiny_llama_dir(train / "merged")  # sealed: a train stage output, as gguf reads it
+    build_tiny_llama_dir(train / "merged")
     splits = write_splits(tmp_path / "split")
     out = tmp_path / "out"
     out.mkdir()

@@ -17,9 +17,9 @@ import pytest
 from components.common.storage import sha256_file
 from components.register.fetch import fetch_gguf
 from components.register.run_dir import TAG
+from tests.fixtures.postgres import running_postgres
 from tests.fixtures.servers import free_port
 from tests.images.docker_cli import docker, image_uid_gid
-from tests.images.postgres import postgres_server
 from tests.platform.repo_files import K8S, k8s_objects, secret_values
 
 pytestmark = pytest.mark.docker
@@ -107,7 +107,8 @@ def mlflow_container(images, s3_endpoint, tmp_path):
     env["MLFLOW_S3_ENDPOINT_URL"] = s3_endpoint  # the S3 server here stands for MinIO
     user, password, database = (_secret_value("mlflow-postgres", key, generated) for key in
                                 ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"))
-    with postgres_server(user, password, database) as postgres:
+    with running_postgres() as postgres:
+        postgres.create_database(user, password, database)
         port = free_port()
         args = _expanded_args(container, env, postgres.port, port)
         backend = next(a for a in args if a.startswith("--backend-store-uri="))
@@ -173,7 +174,7 @@ def test_a_model_registered_through_the_mlflow_image_is_stored_in_postgres_and_f
 
     fetched = fetch_gguf(name, "challenger", tmp_path / "fetched", tracking_uri=url)
     assert fetched.read_bytes() == gguf_path.read_bytes()
-    rows = postgres.sql(f"SELECT alias, version FROM registered_model_aliases WHERE name = '{name}'", database)
+    rows = postgres.psql(f"SELECT alias, version FROM registered_model_aliases WHERE name = '{name}'", database).strip()
     assert rows == f"challenger|{version.version}", f"PostgreSQL holds {rows!r} for {name}'s aliases"
     from components.common import storage
 

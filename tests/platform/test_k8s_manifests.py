@@ -227,7 +227,7 @@ def test_one_s3_identity_for_minio_components_mlflow_and_the_launcher():
             values = secret_values(o)
             assert (values["AWS_ACCESS_KEY_ID"], values["AWS_SECRET_ACCESS_KEY"]) == (
                 root["MINIO_ROOT_USER"], root["MINIO_ROOT_PASSWORD"]), \
-                f"{o.where}: finegate-s3 in {o.namespace} differs from MinIO's root user (k8s/minio/secret.yaml)"
+                f"{o.where}: finegate-s3 in {o.namespace} differs from MinIO's root user (k8s/secrets/kustomization.yaml)"
 
 
 def test_mlflow_database_uri_is_built_from_the_postgres_secret():

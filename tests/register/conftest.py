@@ -5,6 +5,7 @@ import uuid
 import pytest
 
 from components.common.config import RunConfig, load_config
+from tests.fixtures.servers import silent_server as silent_tcp_server
 
 
 @pytest.fixture
@@ -24,31 +25,7 @@ def client(mlflow_server):
 
 @pytest.fixture
 def silent_server():
-    """http://127.0.0.1:PORT of a loopback socket that accepts every connection and never answers a byte
-    (a hung MLflow behind a live load balancer)."""
-    import socket
-    import threading
-
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    listener.settimeout(0.2)
-    held, stop = [], threading.Event()
-
-    def accept_forever():
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-
-    thread = threading.Thread(target=accept_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    stop.set()
-    thread.join(timeout=5)
-    for conn in held:
-        conn.close()
-    listener.close()
+    """A loopback MLflow that accepts every connection and never answers (a hung server behind a live load
+    balancer)."""
+    with silent_tcp_server() as url:
+        yield url

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from components.common.config import NearDuplicateRule, load_config
+from components.common.config import load_config
+from components.common.settings.rules import NearDuplicateRule
 from components.split.core import run_split
 from components.split.leaks import find_leaks
 from tests.split.kept_rows import kept_row, read_split, write_kept

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from components.common.config import OverfitSection, load_config
+from components.common.config import load_config
 from components.common.errors import InputError
 from components.train.overfit import (
     detect_overfitting,
@@ -18,6 +18,7 @@ from components.train.overfit import (
     load_trainer_state,
     loss_curves,
 )
+from components.train.settings import OverfitSection
 from tests.train.histories import decay, failed_v1_run, hf_log_history, run, u_shape
 
 

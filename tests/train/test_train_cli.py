@@ -1,8 +1,6 @@
-"""`finegate train` and `finegate make-tiny-base` on the command line: exit codes and one-line errors."""
+"""`finegate train` on the command line: exit codes and one-line errors."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 
@@ -58,15 +56,3 @@ def test_pickled_weights_are_refused(tmp_path, capsys):
                      "--output-dir", str(tmp_path / "out")])
     assert code == 2
     assert "has only pickled weights (pytorch_model.bin), which can run code" in capsys.readouterr().err
-
-
-def test_make_tiny_base_from_plain_text(tmp_path, capsys):
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text("\n".join(f"{i}日目：今日は晴れ。散歩をして本を読んだ。" for i in range(40)), encoding="utf-8")
-    code = finegate(["make-tiny-base", "--corpus", str(corpus), "--output", str(tmp_path / "base"),
-                     "--set", "tiny_base.vocab_size=300", "--set", "tiny_base.pretrain_steps=2",
-                     "--set", "tiny_base.seq_length=16", "--set", "tiny_base.batch_size=2"])
-    assert code == 0
-    info = json.loads(capsys.readouterr().out)
-    assert info["pretrain_steps"] == 2 and info["documents"]["raw_texts"] == 40
-    assert (tmp_path / "base" / "model.safetensors").is_file() and (tmp_path / "base" / "tokenizer.model").is_file()

@@ -8,12 +8,13 @@ import re
 
 import pytest
 
+from components.base_models.tiny_base import make_tiny_base
 from components.common import storage
 from components.common.errors import ConfigError
 from components.common.report import read_jsonl
 from components.common.text import normalize
 from components.split.outputs import read_splits
-from components.train.tiny_base import make_tiny_base
+from pipelines.cli import main as finegate
 from tests.fixtures.models import TINY_BASE_SETTINGS, fixture_config
 
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
@@ -49,8 +50,9 @@ def test_pretraining_taught_it_japanese_titles_it_never_saw(tiny_base, sample_sp
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from components.base_models.tiny_base import build_model
+    from components.common.torch_threads import torch_threads
     from components.train.examples import encode_rows
-    from components.train.tiny_base import build_model, torch_threads
 
     cfg = fixture_config()
     tokenizer = AutoTokenizer.from_pretrained(str(tiny_base))
@@ -80,7 +82,7 @@ def test_pretraining_taught_it_japanese_titles_it_never_saw(tiny_base, sample_sp
 def test_nothing_of_a_held_out_article_and_no_rejected_title_reaches_pretraining(tmp_path, sample_path, sample_splits):
     """The base model is pre-trained on the pipeline's train split only: no val/test article body or title
     (nor their tag-list twins and duplicates that clean rejected) and no rejected tag list is in its corpus."""
-    from components.train.tiny_base import pretraining_corpus
+    from components.base_models.tiny_base import pretraining_corpus
 
     corpus = pretraining_corpus(sample_path, fixture_config(*TINY_BASE_SETTINGS), tmp_path)
     prompts = "\n".join(p for p, _ in corpus.pairs)
@@ -104,6 +106,7 @@ SMALL = ["tiny_base.vocab_size=300", "tiny_base.pretrain_steps=3", "tiny_base.ba
          "tiny_base.seq_length=16", "tiny_base.num_layers=1"]
 
 
+@pytest.mark.slow
 def test_build_is_deterministic_and_publishes_to_s3(tmp_path, s3_bucket):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(f"{i}日目の日記：今日は晴れ。散歩をして、本を読んだ。" for i in range(60)), encoding="utf-8")
@@ -116,6 +119,7 @@ def test_build_is_deterministic_and_publishes_to_s3(tmp_path, s3_bucket):
         assert storage.sha256_file(fetched / name) == storage.sha256_file(tmp_path / "a" / name), name
 
 
+@pytest.mark.slow
 def test_jsonl_without_a_prompt_schema_is_pretrained_as_raw_text(tmp_path):
     corpus = tmp_path / "notes.jsonl"
     corpus.write_text("\n".join(json.dumps({"text": f"{i}日目の日記：雨。", "tags": ["日記", "雨"]}, ensure_ascii=False)
@@ -148,3 +152,16 @@ def test_llama_cpp_tokenizes_the_converted_model_like_transformers(tiny_base, sa
              for line in sample_path.read_text(encoding="utf-8").splitlines()[:10]]
     for text in texts + UNSEEN:
         assert llm.tokenize(text.encode(), add_bos=True, special=True) == tokenizer(text)["input_ids"], text
+
+
+@pytest.mark.slow
+def test_make_tiny_base_from_plain_text(tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(f"{i}日目：今日は晴れ。散歩をして本を読んだ。" for i in range(40)), encoding="utf-8")
+    code = finegate(["make-tiny-base", "--corpus", str(corpus), "--output-dir", str(tmp_path / "base"),
+                     "--set", "tiny_base.vocab_size=300", "--set", "tiny_base.pretrain_steps=2",
+                     "--set", "tiny_base.seq_length=16", "--set", "tiny_base.batch_size=2"])
+    assert code == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["pretrain_steps"] == 2 and info["documents"]["raw_texts"] == 40
+    assert (tmp_path / "base" / "model.safetensors").is_file() and (tmp_path / "base" / "tokenizer.model").is_file()

@@ -1,7 +1,7 @@
 """The tiny base model for the demo, the tests and CI: no model hub is reachable there, so we build one.
 
-    finegate make-tiny-base --corpus data/sample/note_titles.jsonl --output .cache/tiny-base
-    finegate make-tiny-base --corpus corpus.txt --output s3://models/tiny-base --set tiny_base.pretrain_steps=100
+    finegate make-tiny-base --corpus data/sample/note_titles.jsonl --output-dir .cache/tiny-base
+    finegate make-tiny-base --corpus corpus.txt --output-dir s3://models/tiny-base --set tiny_base.pretrain_steps=100
 
 1. A SentencePiece BPE tokenizer trained on the corpus, with byte fallback (any character encodes) and no
    normalization or dummy prefix, so `LlamaTokenizer` (a `tokenizers` BPE with Metaspace) encodes exactly
@@ -27,15 +27,16 @@ import math
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from components.base_models.settings import TinyBaseSection
 from components.common import storage
-from components.common.config import RunConfig, TinyBaseSection
+from components.common.config import RunConfig
 from components.common.errors import ConfigError, FinegateError, InputError
 from components.common.report import JsonProblem, parse_json, read_jsonl, read_text
+from components.common.torch_threads import torch_threads
 
 BUILD_INFO = "tiny_base.json"
 # Special token ids follow Llama's SentencePiece convention; <pad> is added so batches need not pad with EOS.
@@ -271,20 +272,6 @@ def make_tiny_base(corpus: str | Path, output: str, cfg: RunConfig) -> dict[str,
     _check_sizes(section)
     with torch_threads(section.num_threads):
         return _make(corpus, output, cfg)
-
-
-@contextmanager
-def torch_threads(n: int | None):
-    """torch's CPU thread count set to `n` for a block, then restored (None leaves it alone)."""
-    import torch
-
-    before = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _make(corpus: str | Path, output: str, cfg: RunConfig) -> dict[str, Any]:
