@@ -174,6 +174,7 @@ def silent_s3(silent_endpoint, monkeypatch):
     storage._client.cache_clear()
 
 
+@pytest.mark.slow  # waits out the configured timeouts
 @pytest.mark.timeout(120)
 def test_silent_endpoint_fails_naming_it_with_the_configured_bounds(silent_s3, tmp_path):
     storage.configure(StorageSection(connect_timeout_s=1, read_timeout_s=1, max_attempts=2))
@@ -186,6 +187,7 @@ def test_silent_endpoint_fails_naming_it_with_the_configured_bounds(silent_s3, t
         assert "in 2 attempt(s)" in message and "storage.read_timeout_s=1)" in message, message
 
 
+@pytest.mark.slow  # waits out the configured timeouts
 @pytest.mark.timeout(120)
 def test_cli_applies_the_run_configs_timeouts_to_a_silent_endpoint(silent_s3, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "clean", "--input", "s3://raw/notes.jsonl",

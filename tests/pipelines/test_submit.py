@@ -22,6 +22,8 @@ from components.common.errors import ConfigError
 from pipelines import cli
 from tests.fixtures.kfp_api_server import FakeKfp, KfpApiServer, RunPlan
 
+pytestmark = pytest.mark.slow  # every test runs `finegate submit` in a child process that imports kfp
+
 REPO = Path(__file__).resolve().parents[2]
 # Inputs a pod can read (finegate compile refuses local paths for a cluster), and quick polling.
 FAST = ["--set", "kfp.poll_interval_s=0.01", "--set", "kfp.request_timeout_s=5",

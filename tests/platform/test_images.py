@@ -17,6 +17,7 @@ import tomllib
 from functools import cache
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 
 from components.common import images
@@ -273,11 +274,13 @@ def _compile_distributions() -> frozenset[str]:
     return frozenset(owners[f] for f in relative if f in owners)
 
 
+@pytest.mark.slow  # _compile_distributions: finegate compile in a fresh interpreter, every module mapped to its wheel
 def test_finegate_compile_imports_kfp_kubernetes_here():
     # The check below is only as good as this probe: it must see the distribution the images once lacked.
     assert {"kfp", "kfp-kubernetes"} <= _compile_distributions()
 
 
+@pytest.mark.slow  # _compile_distributions: finegate compile in a fresh interpreter, every module mapped to its wheel
 def test_every_image_with_finegate_can_run_finegate_compile():
     needed = _compile_distributions()
     problems = []
@@ -294,6 +297,7 @@ def test_every_image_with_finegate_can_run_finegate_compile():
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.slow  # _compile_distributions: finegate compile in a fresh interpreter, every module mapped to its wheel
 def test_pyproject_platform_extra_covers_finegate_compile():
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     declared = project["dependencies"] + project["optional-dependencies"]["platform"]

@@ -30,6 +30,8 @@ from tests.platform.repo_files import (
     secret_values,
 )
 
+pytestmark = pytest.mark.slow  # starts PostgreSQL and an mlflow server on it
+
 # The Python module each SQLAlchemy PostgreSQL driver imports, and the PyPI names that provide it.
 DRIVER_PACKAGES = {"psycopg2": {"psycopg2", "psycopg2-binary"}, "psycopg": {"psycopg", "psycopg-binary"},
                    "pg8000": {"pg8000"}, "asyncpg": {"asyncpg"}}

@@ -13,6 +13,8 @@ from components.register.core import run_register
 from pipelines.cli import main
 from tests.register.run_dirs import make_run_dir
 
+pytestmark = pytest.mark.slow  # each test waits out the client's connect/read timeouts by design
+
 FAST = ["register.http_timeout_s=1", "register.http_max_retries=1", "register.http_backoff_factor=0"]
 MLFLOW_HTTP_VARIABLES = ("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR")
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from components.common.storage import sha256_file
 from components.register.core import run_register
 from tests.register.run_dirs import GGUF_NAME, make_run_dir
+
+pytestmark = pytest.mark.slow  # 8 and 4 concurrent registrations against a real mlflow server
 
 
 def _concurrently(calls):
