@@ -20,7 +20,7 @@ from components.register.run_dir import TAG
 from tests.fixtures.postgres import running_postgres
 from tests.fixtures.servers import free_port
 from tests.images.docker_cli import docker, image_uid_gid
-from tests.platform.repo_files import K8S, k8s_objects, secret_values
+from tests.platform.repo_files import K8S, is_file_value, k8s_objects, secret_values
 
 pytestmark = pytest.mark.docker
 
@@ -29,15 +29,16 @@ CLUSTER_DATABASE = "mlflow-postgres"  # the Service the backend URI names (k8s/m
 
 
 def _secret_value(name: str, key: str, generated: dict[tuple[str, str], str]) -> str:
-    """A Secret key as the pod would get it: the committed Secret's value where k8s/ commits one, else a
-    value made here (passwords are generated per cluster and never committed)."""
+    """A Secret key as the pod would get it: the value k8s/ commits where it commits one, else a value made
+    here as k8s/secrets/generate.sh makes one per cluster (a password read from a generated file is never
+    committed: kustomize's secretGenerator reads it from k8s/secrets/generated/)."""
     for obj in k8s_objects():
         if obj.kind == "Secret" and obj.name == name and obj.namespace == "finegate":
             values = secret_values(obj)
-            if key in values:
+            if key in values and not is_file_value(values[key]):
                 return values[key]
     if (name, key) not in generated:
-        generated[(name, key)] = {"POSTGRES_USER": "mlflow", "POSTGRES_DB": "mlflow"}.get(key, secrets.token_hex(16))
+        generated[(name, key)] = {"POSTGRES_USER": "mlflow", "POSTGRES_DB": "mlflow"}.get(key, secrets.token_hex(24))
     return generated[(name, key)]
 
 

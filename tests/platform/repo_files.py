@@ -74,6 +74,11 @@ def file_value(path: Path) -> str:
     return f"<contents of {path.relative_to(REPO)}>"
 
 
+def is_file_value(value: str) -> bool:
+    """Whether a generated Secret's value is `file_value`'s stand-in for a per-cluster file."""
+    return value.startswith("<contents of ") and value.endswith(">")
+
+
 def generator_files(kustomization: Path, entry: dict) -> dict[str, Path]:
     """{key: source file} of one secretGenerator/configMapGenerator entry (`KEY=path` or `path`)."""
     sources = {}
