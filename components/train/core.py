@@ -88,19 +88,10 @@ def run_train(data_dir: str | Path, base_model: str | None, output_dir: str | Pa
     with StageOutput(output_dir, STAGE, inputs=[data_dir, base_model]) as output, \
             tempfile.TemporaryDirectory(prefix="finegate-train-") as tmp:
         splits = read_splits(data_dir, Path(tmp) / "data")
-        train_rows, val_rows = splits.rows("train"), splits.rows("val")
-        if not train_rows:
-            raise InputError(f"{data_dir}: train.jsonl is empty; give the split stage's output folder")
-
-        policy = check_policy(cfg, len(val_rows))
-        report.details["policy"] = policy.to_dict()
-        policy_gate(policy, STAGE, cfg).apply(report)
-        if not policy.passed:
+        train_rows, val_rows, allowed = _rows_under_policy(data_dir, splits, cfg, report)
+        if not allowed:
             output.finish(report)
             return report
-        if policy.violations:
-            print(f"train: policy overridden ({policy.override_reason}): "
-                  + "; ".join(v.message for v in policy.violations), file=sys.stderr)
 
         _check_hardware(cfg)
         model_dir = _localize_model(base_model, Path(tmp) / "base", cfg)
@@ -109,6 +100,22 @@ def run_train(data_dir: str | Path, base_model: str | None, output_dir: str | Pa
                    _digest(splits.directory, base_model, cfg))
         output.finish(report)
     return report
+
+
+def _rows_under_policy(data_dir, splits, cfg: RunConfig, report: StageReport,
+                       announce: bool = True) -> tuple[list, list, bool]:
+    """The train and val rows, with the policy check (it needs the val row count) applied to report; False
+    when the policy refuses the run. A passed override is announced on stderr."""
+    train_rows, val_rows = splits.rows("train"), splits.rows("val")
+    if not train_rows:
+        raise InputError(f"{data_dir}: train.jsonl is empty; give the split stage's output folder")
+    policy = check_policy(cfg, len(val_rows))
+    report.details["policy"] = policy.to_dict()
+    policy_gate(policy, STAGE, cfg).apply(report)
+    if policy.passed and policy.violations and announce:
+        print(f"train: policy overridden ({policy.override_reason}): "
+              + "; ".join(v.message for v in policy.violations), file=sys.stderr)
+    return train_rows, val_rows, policy.passed
 
 
 def _check_hardware(cfg: RunConfig) -> None:

@@ -38,7 +38,7 @@ from pathlib import Path
 
 from components.common import errors, storage
 from components.common.config import RunConfig
-from components.common.errors import ConfigError, FinegateError, InputError
+from components.common.errors import ConfigError, FinegateError
 from components.common.kfp_glue import config_to_json
 from components.common.report import REPORT_NAME, StageReport, parse_json, read_report
 from components.common.stage_output import StageOutput, check_output_location
@@ -134,8 +134,15 @@ def run_rank(ranks: Ranks, data_dir: str, base_model: str | None, output_dir: st
     """One process's part of the stage (the module docstring says who does what)."""
     from components.common.torch_threads import torch_threads
     from components.split.outputs import read_splits
-    from components.train.core import STAGE, _check_hardware, _cuda, _digest, _localize_model, _train
-    from components.train.policy import check_policy, policy_gate
+    from components.train.core import (
+        STAGE,
+        _check_hardware,
+        _cuda,
+        _digest,
+        _localize_model,
+        _rows_under_policy,
+        _train,
+    )
 
     expected = cfg.train.num_processes * cfg.train.nodes
     if ranks.world_size != expected:
@@ -149,20 +156,11 @@ def run_rank(ranks: Ranks, data_dir: str, base_model: str | None, output_dir: st
     with output or nullcontext():
         data = ranks.once_per_node("splits", lambda: read_splits(data_dir, node / "data").directory)
         splits = read_splits(data, node / "data")
-        train_rows, val_rows = splits.rows("train"), splits.rows("val")
-        if not train_rows:
-            raise InputError(f"{data_dir}: train.jsonl is empty; give the split stage's output folder")
-
-        policy = check_policy(cfg, len(val_rows))
-        report.details["policy"] = policy.to_dict()
-        policy_gate(policy, STAGE, cfg).apply(report)
-        if not policy.passed:
+        train_rows, val_rows, allowed = _rows_under_policy(data_dir, splits, cfg, report, announce=ranks.main)
+        if not allowed:
             if output:
                 output.finish(report)
             return
-        if policy.violations and ranks.main:
-            print(f"train: policy overridden ({policy.override_reason}): "
-                  + "; ".join(v.message for v in policy.violations), file=sys.stderr)
 
         _check_hardware(cfg)
         model_dir = ranks.once_per_node("base_model", lambda: _localize_model(base_model, node / "base", cfg))
