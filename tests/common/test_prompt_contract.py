@@ -81,15 +81,6 @@ def chat_trained(tiny_base, sample_splits, tmp_path_factory) -> Trained:
 
 
 @pytest.fixture(scope="module")
-def base_gguf(tiny_base, tmp_path_factory) -> Path:
-    from components.gguf.convert import convert_to_f16
-
-    out = tmp_path_factory.mktemp("contract_base_gguf") / "base-f16.gguf"
-    convert_to_f16(tiny_base, out)
-    return out
-
-
-@pytest.fixture(scope="module")
 def rows(sample_splits, tmp_path_factory) -> list[SplitRow]:
     return read_splits(sample_splits, tmp_path_factory.mktemp("rows")).rows("val", "test", limit=N_ROWS)
 

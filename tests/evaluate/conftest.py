@@ -36,15 +36,6 @@ def base_model_dir(tiny_base) -> Path:
 
 
 @pytest.fixture(scope="session")
-def base_gguf(tiny_base, tmp_path_factory) -> Path:
-    from components.gguf.convert import convert_to_f16
-
-    out = tmp_path_factory.mktemp("base_gguf") / "base-f16.gguf"
-    convert_to_f16(tiny_base, out)
-    return out
-
-
-@pytest.fixture(scope="session")
 def run_dir(sample_splits, trained_run, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("run")
     (run / "clean").symlink_to(sample_splits.parent / "clean", target_is_directory=True)
